@@ -1,0 +1,91 @@
+"""Adopting Egregora databases made before Alembic (legacy V3).
+
+Such a database has the V3 tables but no ``alembic_version``. The baseline
+revision calls :func:`create_or_adopt`: on an empty database it creates the
+baseline; on a database whose tables match the baseline exactly (columns,
+types, nullability, defaults, and CHECK expressions, since DuckDB drops
+constraint names) it creates nothing and lets Alembic stamp the revision.
+Anything else is refused before a change is made.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.operations.ops import CreateTableOp
+
+from egregora.database.catalog import canonical_shapes, describe_differences, snapshot, table_names
+from egregora.database.errors import AdoptionRefused
+
+log = logging.getLogger(__name__)
+
+VERSION_TABLE = "alembic_version"
+
+
+def create_or_adopt(
+    op: Operations, baseline: sa.MetaData, views: Mapping[str, str], revision: str
+) -> None:
+    """Create ``baseline`` (and ``views``) on an empty database, or adopt a matching one."""
+    context = op.get_context()
+    if context.as_sql:
+        _create(op, baseline, views, existing_views=set())
+        return
+    raw = op.get_bind().connection.driver_connection
+    existing = table_names(raw) - {VERSION_TABLE}
+    views_present = _view_names(raw)
+    if not existing:
+        _create(op, baseline, views, existing_views=set())
+        return
+    problems = baseline_differences(raw, baseline, existing)
+    if problems:
+        raise AdoptionRefused(
+            "This database has tables but no alembic_version, and they do not match the "
+            f"Egregora {revision} schema, so it was not adopted: "
+            + "; ".join(problems)
+            + ". Nothing was changed. If this is not an Egregora database, point -x url=... "
+            "or EGREGORA_DATABASE_URL at the right file; if it is an Egregora database "
+            "changed by hand, bring those tables back to the V3 layout (or restore a backup) "
+            "and run the upgrade again."
+        )
+    log.info(
+        "Adopting an existing %s database: its %d tables match, no row is touched.",
+        revision,
+        len(existing),
+    )
+    _create_views(op, views, views_present)
+
+
+def baseline_differences(raw: object, baseline: sa.MetaData, existing: set[str]) -> list[str]:
+    """What keeps the tables ``existing`` from being exactly ``baseline``."""
+    expected = canonical_shapes(baseline.tables.values())
+    actual = snapshot(raw, existing)
+    problems = [f"table {name} is missing" for name in sorted(expected.keys() - existing)]
+    problems += [f"table {name} is not part of it" for name in sorted(existing - expected.keys())]
+    for name in sorted(expected.keys() & existing):
+        problems += describe_differences(expected[name], actual[name])
+    return problems
+
+
+def _create(
+    op: Operations, baseline: sa.MetaData, views: Mapping[str, str], existing_views: set[str]
+) -> None:
+    for table in baseline.sorted_tables:
+        op.invoke(CreateTableOp.from_table(table))
+    _create_views(op, views, existing_views)
+
+
+def _create_views(op: Operations, views: Mapping[str, str], present: set[str]) -> None:
+    for name, select_sql in views.items():
+        if name not in present:
+            quoted = op.get_context().dialect.identifier_preparer.quote(name)
+            op.execute(f"CREATE VIEW {quoted} AS {select_sql}")
+
+
+def _view_names(raw: object) -> set[str]:
+    rows = raw.execute(  # type: ignore[attr-defined]
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+    ).fetchall()
+    return {row[0] for row in rows}

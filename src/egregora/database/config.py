@@ -1,0 +1,62 @@
+"""Where the database is: URL resolution and opening it with clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+DEFAULT_URL = "duckdb:///egregora.duckdb"
+URL_ENVIRONMENT_VARIABLE = "EGREGORA_DATABASE_URL"
+
+_WHERE = f"-x url=... or {URL_ENVIRONMENT_VARIABLE}"
+
+
+def resolve_url(x_args: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str:
+    """``-x url=...`` wins over ``$EGREGORA_DATABASE_URL``, which wins over the default."""
+    environ = os.environ if environ is None else environ
+    return x_args.get("url") or environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
+
+
+def parse_url(url: str) -> URL:
+    """Parse and check a database URL before anything is opened or created."""
+    from egregora.database.errors import DatabaseUnavailable
+
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"The database URL {url!r} is not a valid SQLAlchemy URL ({exc}). "
+            f"Give one like {DEFAULT_URL!r} (a DuckDB file) through {_WHERE}."
+        ) from None
+    if parsed.get_backend_name() == "duckdb":
+        _check_duckdb_path(url, parsed.database)
+    return parsed
+
+
+def _check_duckdb_path(url: str, database: str | None) -> None:
+    from egregora.database.errors import DatabaseUnavailable
+
+    if not database or database == ":memory:" or re.match(r"^\w+:", database):
+        return  # in-memory, or an extension's scheme (md:, s3:...): DuckDB decides
+    path = Path(database)
+    if path.is_dir():
+        raise DatabaseUnavailable(
+            f"The database URL {url!r} points to the directory {str(path)!r}, not a file. "
+            f"Name a DuckDB file (created when missing) through {_WHERE}."
+        )
+    if not path.parent.is_dir():
+        raise DatabaseUnavailable(
+            f"The database URL {url!r} points into {str(path.parent)!r}, which does not "
+            "exist. Create that directory first, or name a file in an existing one."
+        )
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine that holds no connection open between uses."""
+    return sa.create_engine(parse_url(url), poolclass=NullPool)

@@ -1,0 +1,123 @@
+"""What ``alembic/env.py`` runs: online and offline migrations on DuckDB.
+
+Kept in the package, so that ``env.py`` stays a two-line file and this logic
+is typed, linted and tested like the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from logging.config import fileConfig
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+
+from egregora.database import schemas
+from egregora.database.config import create_engine as make_engine
+from egregora.database.config import parse_url, resolve_url
+from egregora.database.errors import DatabaseUnavailable, MigrationFailed, first_line
+
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Quarantine tables hold rejected rows; they are not part of the schema."""
+    return not (type_ == "table" and name is not None and name.endswith(QUARANTINE_SUFFIX))
+
+
+def _configure_kwargs() -> dict[str, Any]:
+    return {
+        "target_metadata": schemas.metadata,
+        "include_object": include_object,
+        "compare_type": True,
+        "compare_server_default": True,
+    }
+
+
+def run(context: EnvironmentContext) -> None:
+    """Entry point called from ``alembic/env.py``."""
+    if context.config.config_file_name is not None:
+        fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+    if context.is_offline_mode():
+        run_offline(context)
+    else:
+        run_online(context)
+
+
+def run_offline(context: EnvironmentContext) -> None:
+    url = resolve_url(context.get_x_argument(as_dictionary=True))
+    context.configure(
+        url=parse_url(url),
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **_configure_kwargs(),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online(context: EnvironmentContext) -> None:
+    given = context.config.attributes.get("connection")
+    if isinstance(given, sa.Engine):  # pytest-alembic lends an engine
+        with given.connect() as connection:
+            _migrate(context, connection)
+        return
+    if given is not None:  # a caller (the Alembic cookbook's way) lends a connection
+        _migrate(context, given)
+        return
+    url = resolve_url(context.get_x_argument(as_dictionary=True))
+    engine = make_engine(url)
+    with _connect(engine, url) as connection:
+        _migrate(context, connection)
+
+
+@contextlib.contextmanager
+def _connect(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseUnavailable(describe_open_error(url, exc)) from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+        engine.dispose()
+
+
+def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
+    context.configure(connection=connection, **_configure_kwargs())
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    except sa.exc.DBAPIError as exc:
+        raise MigrationFailed(
+            f"The database refused a statement and the migration was rolled back, so the "
+            f"database is as it was before: {first_line(exc)}. Fix the revision or the "
+            "data it trips on, then run the command again."
+        ) from None
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+
+
+def describe_open_error(url: str, exc: BaseException) -> str:
+    """One paragraph on why a database could not be opened."""
+    detail = first_line(exc)
+    if "Could not set lock" in detail or "Conflicting lock" in detail:
+        return (
+            f"The database {url!r} is in use by another process ({detail}). DuckDB allows "
+            "one process to open a file for writing: stop the other process (its PID is "
+            "given above when DuckDB knows it), then run the command again. Nothing was "
+            "changed."
+        )
+    if "not a valid DuckDB database file" in detail or "database file" in detail.lower():
+        return (
+            f"The file behind {url!r} is not a DuckDB database ({detail}). Point "
+            "-x url=... or EGREGORA_DATABASE_URL at an Egregora DuckDB file. Nothing "
+            "was changed."
+        )
+    return f"Could not open the database {url!r}: {detail}. Nothing was changed."

@@ -1,0 +1,1 @@
+"""Migration operations for DuckDB (placeholder until create_copy_swap lands)."""

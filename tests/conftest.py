@@ -1,0 +1,114 @@
+"""Shared fixtures: real DuckDB files in a temporary directory, Alembic pointed at them."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+
+from alembic import command
+
+ROOT = Path(__file__).resolve().parents[1]
+ALEMBIC_INI = ROOT / "alembic.ini"
+
+
+def alembic_cfg(url: str, **x: str) -> Config:
+    """An Alembic config as the CLI builds it, with ``-x url=...`` and other -x args."""
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.cmd_opts = argparse.Namespace(x=[f"url={url}", *(f"{k}={v}" for k, v in x.items())])
+    return cfg
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``alembic <args>`` as a user runs it, in ``cwd``."""
+    full_env = {k: v for k, v in os.environ.items() if k != "EGREGORA_DATABASE_URL"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
+    """Row count and an order-independent hash of every row of ``table``."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    count, digest = con.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR FROM {quoted} AS t"
+    ).fetchone()  # type: ignore[misc]
+    return count, digest
+
+
+def database_digest(path: Path) -> dict[str, object]:
+    """Every table's schema text and content hash, and the version row."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute(
+            "SELECT table_name, sql FROM duckdb_tables() WHERE NOT internal ORDER BY 1"
+        ).fetchall()
+        views = con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+        ).fetchall()
+        return {
+            "tables": {name: (sql, table_digest(con, name)) for name, sql in tables},
+            "views": dict(views),
+        }
+    finally:
+        con.close()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "egregora.duckdb"
+
+
+@pytest.fixture
+def db_url(db_path: Path) -> str:
+    return f"duckdb:///{db_path}"
+
+
+@pytest.fixture
+def upgrade(db_url: str):  # type: ignore[no-untyped-def]
+    def _upgrade(target: str = "head", **x: str) -> None:
+        command.upgrade(alembic_cfg(db_url, **x), target)
+
+    return _upgrade
+
+
+@pytest.fixture
+def downgrade(db_url: str):  # type: ignore[no-untyped-def]
+    def _downgrade(target: str, **x: str) -> None:
+        command.downgrade(alembic_cfg(db_url, **x), target)
+
+    return _downgrade
+
+
+# pytest-alembic: its built-in tests run against a real DuckDB file.
+@pytest.fixture
+def alembic_config() -> dict[str, str]:
+    return {"file": str(ALEMBIC_INI), "script_location": str(ROOT / "alembic")}
+
+
+@pytest.fixture
+def alembic_engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(f"duckdb:///{tmp_path / 'pytest_alembic.duckdb'}")
+    yield engine
+    engine.dispose()
