@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.schema import CreateTable
 from alembic.operations import Operations
-from alembic.operations.ops import CreateTableOp
 
 from egregora.database.catalog import canonical_shapes, describe_differences, snapshot, table_names
 from egregora.database.errors import AdoptionRefused
@@ -73,7 +73,9 @@ def _create(
     op: Operations, baseline: sa.MetaData, views: Mapping[str, str], existing_views: set[str]
 ) -> None:
     for table in baseline.sorted_tables:
-        op.invoke(CreateTableOp.from_table(table))
+        # CreateTable keeps the constraints in definition order (CreateTableOp
+        # would rebuild them from a set), so the DDL is the legacy DDL exactly.
+        op.execute(CreateTable(table))
     _create_views(op, views, existing_views)
 
 
