@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateTable
 from alembic.operations import Operations
+from sqlalchemy.schema import CreateTable
 
 from egregora.database.catalog import canonical_shapes, describe_differences, snapshot, table_names
 from egregora.database.errors import AdoptionRefused

@@ -17,9 +17,14 @@ from alembic.runtime.environment import EnvironmentContext
 from egregora.database import schemas
 from egregora.database.config import create_engine as make_engine
 from egregora.database.config import parse_url, resolve_url
-from egregora.database.errors import DatabaseUnavailable, MigrationFailed, first_line
-
-QUARANTINE_SUFFIX = "_quarantine"
+from egregora.database.errors import (
+    DatabaseUnavailable,
+    InvalidOperation,
+    MigrationFailed,
+    first_line,
+)
+from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
+from egregora.database.toimpl import ON_VIOLATION_OPTION
 
 
 def include_object(
@@ -29,8 +34,17 @@ def include_object(
     return not (type_ == "table" and name is not None and name.endswith(QUARANTINE_SUFFIX))
 
 
-def _configure_kwargs() -> dict[str, Any]:
+def _configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
+    x_args = context.get_x_argument(as_dictionary=True)
+    on_violation = x_args.get("on_violation", "fail")
+    if on_violation not in ON_VIOLATION_CHOICES:
+        raise InvalidOperation(
+            f"-x on_violation={on_violation} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
+            "Use fail (the default: stop and report rows that violate new constraints) or "
+            "quarantine (move them to <table>_quarantine and go on)."
+        )
     return {
+        ON_VIOLATION_OPTION: on_violation,
         "target_metadata": schemas.metadata,
         "include_object": include_object,
         "compare_type": True,
@@ -54,7 +68,7 @@ def run_offline(context: EnvironmentContext) -> None:
         url=parse_url(url),
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **_configure_kwargs(),
+        **_configure_kwargs(context),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -89,7 +103,7 @@ def _connect(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
 
 
 def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
-    context.configure(connection=connection, **_configure_kwargs())
+    context.configure(connection=connection, **_configure_kwargs(context))
     try:
         with context.begin_transaction():
             context.run_migrations()

@@ -1,0 +1,101 @@
+"""The create-copy-swap operation as a plain data object (Alembic's ops split).
+
+``op.create_copy_swap(table, previous=..., column_map=..., on_violation=...)``
+rebuilds a table to a complete target definition. Its execution lives in
+:mod:`egregora.database.toimpl`, its rendering in :mod:`egregora.database.render`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import MigrateOperation, Operations
+
+from egregora.database.plan import ColumnMapValue
+
+_BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@Operations.register_operation("create_copy_swap")
+class CreateCopySwapOp(MigrateOperation):
+    """Rebuild ``table.name`` as ``table`` in one transaction, losing no row.
+
+    - ``table``: the complete target definition (columns, types, defaults,
+      comments, PK, UNIQUE, CHECK, FOREIGN KEY, indexes).
+    - ``previous``: the definition being replaced. Online it may be omitted
+      (the table is reflected); offline (``--sql``) it is required. It makes
+      the operation reversible.
+    - ``column_map``: target column -> SQL over the old row (renames, casts,
+      fills). Unmapped columns take the old column of the same name, else
+      their default.
+    - ``on_violation``: ``"fail"`` or ``"quarantine"``; ``None`` takes the
+      run's default (``-x on_violation=...``, else ``"fail"``).
+    - ``dependents``: current definitions of the tables whose FOREIGN KEYs
+      reference this one. Online they are reflected; offline they are needed
+      only when such tables exist.
+    - ``reverse_column_map``: the ``column_map`` of the downgrade, when it
+      can't be inferred (only plain renames are).
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        *,
+        previous: sa.Table | None = None,
+        column_map: Mapping[str, ColumnMapValue] | None = None,
+        on_violation: str | None = None,
+        dependents: Sequence[sa.Table] = (),
+        reverse_column_map: Mapping[str, ColumnMapValue] | None = None,
+    ) -> None:
+        self.table = table
+        self.previous = previous
+        self.column_map = dict(column_map or {})
+        self.on_violation = on_violation
+        self.dependents = tuple(dependents)
+        self.reverse_column_map = None if reverse_column_map is None else dict(reverse_column_map)
+
+    @classmethod
+    def create_copy_swap(cls, operations: Operations, table: sa.Table, **kw: Any) -> None:
+        """Rebuild a table to the definition ``table``; see :class:`CreateCopySwapOp`."""
+        return operations.invoke(cls(table, **kw))  # type: ignore[no-any-return]
+
+    def reverse(self) -> CreateCopySwapOp:
+        if self.previous is None:
+            raise ValueError(
+                f"create_copy_swap on {self.table.name} can only be reversed when "
+                "previous= gives the definition it replaces."
+            )
+        return CreateCopySwapOp(
+            self.previous,
+            previous=self.table,
+            column_map=self.inferred_reverse_map(),
+            on_violation=self.on_violation,
+            dependents=self.dependents,
+            reverse_column_map=self.column_map,
+        )
+
+    def inferred_reverse_map(self) -> dict[str, ColumnMapValue]:
+        """The downgrade's column_map: given, or the inverse of plain renames."""
+        if self.reverse_column_map is not None:
+            return dict(self.reverse_column_map)
+        reverse: dict[str, ColumnMapValue] = {}
+        old_names = set(self.previous.columns.keys()) if self.previous is not None else set()
+        for new_name, value in self.column_map.items():
+            old_name = _plain_name(value)
+            if old_name is not None and old_name != new_name and old_name in old_names:
+                reverse[old_name] = sa.column(new_name)
+        return reverse
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("create_copy_swap", self.table.name)
+
+
+def _plain_name(value: ColumnMapValue) -> str | None:
+    if isinstance(value, sa.sql.elements.ColumnClause) and value.table is None:
+        return str(value.name)
+    if isinstance(value, str) and _BARE_NAME.match(value.strip()):
+        return value.strip()
+    return None

@@ -1,0 +1,78 @@
+"""Rendering ``op.create_copy_swap(...)`` into revision scripts.
+
+The table definitions are written inline (``sa.Table(name, sa.MetaData(),
+...)``) so that a revision is frozen history and never imports the live
+metadata. Columns and constraints are rendered by Alembic's own renderers,
+so they read like ``op.create_table`` output.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic.autogenerate import render as alembic_render
+from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import renderers
+
+from egregora.database.ops import CreateCopySwapOp
+
+_INDENT = "    "
+
+
+@renderers.dispatch_for(CreateCopySwapOp)
+def render_create_copy_swap(autogen_context: AutogenContext, op: CreateCopySwapOp) -> str:
+    prefix = alembic_render._alembic_autogenerate_prefix(autogen_context)  # noqa: SLF001
+    args = [render_table(op.table, autogen_context)]
+    if op.previous is not None:
+        args.append("previous=" + render_table(op.previous, autogen_context))
+    if op.column_map:
+        items = ", ".join(f"{k!r}: {_render_value(v)}" for k, v in op.column_map.items())
+        args.append(f"column_map={{{items}}}")
+    if op.on_violation is not None:
+        args.append(f"on_violation={op.on_violation!r}")
+    if op.dependents:
+        tables = ",\n".join(_indent(render_table(t, autogen_context)) for t in op.dependents)
+        args.append(f"dependents=[\n{tables},\n]")
+    if op.reverse_column_map is not None:
+        items = ", ".join(f"{k!r}: {_render_value(v)}" for k, v in op.reverse_column_map.items())
+        args.append(f"reverse_column_map={{{items}}}")
+    body = ",\n".join(_indent(a) for a in args)
+    return f"{prefix}create_copy_swap(\n{body},\n)"
+
+
+def render_table(table: sa.Table, autogen_context: AutogenContext) -> str:
+    """``sa.Table(name, sa.MetaData(), columns..., constraints..., indexes...)``."""
+    sa_prefix = alembic_render._sqlalchemy_autogenerate_prefix(autogen_context)  # noqa: SLF001
+    columns = [
+        alembic_render._render_column(c, autogen_context)  # noqa: SLF001
+        for c in table.columns
+    ]
+    constraints = sorted(
+        rendered
+        for rendered in (
+            alembic_render._render_constraint(c, autogen_context, table.metadata)  # noqa: SLF001
+            for c in table.constraints
+        )
+        if rendered is not None
+    )
+    indexes = sorted(_render_index(i, sa_prefix) for i in table.indexes)
+    args = [repr(table.name), f"{sa_prefix}MetaData()", *columns, *constraints, *indexes]
+    if table.comment is not None:
+        args.append(f"comment={table.comment!r}")
+    inner = ",\n".join(_indent(a) for a in args)
+    return f"{sa_prefix}Table(\n{inner},\n)"
+
+
+def _render_index(index: sa.Index, sa_prefix: str) -> str:
+    columns = ", ".join(repr(c.name) for c in index.columns)
+    unique = ", unique=True" if index.unique else ""
+    return f"{sa_prefix}Index({str(index.name)!r}, {columns}{unique})"
+
+
+def _render_value(value: object) -> str:
+    if isinstance(value, sa.sql.elements.ColumnClause) and value.table is None:
+        return f"sa.column({value.name!r})"
+    return repr(value)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(_INDENT + line if line else line for line in text.splitlines())

@@ -1,0 +1,310 @@
+"""Running a create-copy-swap: reflect, preflight, copy, swap, verify, log.
+
+The SQL comes from :func:`egregora.database.plan.plan_copy_swap`; this module
+only decides what to run and says what happened.
+"""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+
+from egregora.database.errors import ConstraintViolations, InvalidOperation, MigrationFailed
+from egregora.database.ops import CreateCopySwapOp
+from egregora.database.plan import (
+    QUARANTINE_SUFFIX,
+    REJECTED,
+    CopySwapPlan,
+    Rule,
+    plan_copy_swap,
+)
+
+#: A child of Alembic's logger, so the ``alembic`` command line shows it.
+log = logging.getLogger("alembic.egregora.copy_swap")
+
+ON_VIOLATION_OPTION = "egregora_on_violation"
+
+
+@dataclass
+class Violation:
+    table: str
+    rule: Rule
+    rows: int
+    samples: list[tuple[Any, ...]]
+
+    def describe(self) -> str:
+        keys = ", ".join(_sample(s) for s in self.samples)
+        more = ", ..." if self.rows > len(self.samples) else ""
+        return (
+            f"{self.rule.kind} {self.rule.name} on {self.table} ({self.rule.expression}): "
+            f"{self.rows} row{'s' if self.rows != 1 else ''} (for example {keys}{more})"
+        )
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    rows_before: int = 0
+    rows_copied: int = 0
+    rows_quarantined: int = 0
+    indexes_built: int = 0
+    seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@Operations.implementation_for(CreateCopySwapOp)
+def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> None:
+    context = operations.migration_context
+    on_violation = operation.on_violation or context.opts.get(ON_VIOLATION_OPTION) or "fail"
+    if context.dialect.name != "duckdb":
+        raise InvalidOperation(
+            f"create_copy_swap on {operation.table.name} is for DuckDB, whose ALTER TABLE "
+            f"can't add or drop constraints; on {context.dialect.name} use Alembic's plain "
+            "operations (autogenerate emits them there)."
+        )
+    revision = _current_revision()
+    if context.as_sql:
+        _run_offline(operations, operation, on_violation, revision)
+    else:
+        run_online(operations.get_bind(), operation, on_violation, revision)
+
+
+def _run_offline(
+    operations: Operations, operation: CreateCopySwapOp, on_violation: str, revision: str
+) -> None:
+    if operation.previous is None:
+        raise InvalidOperation(
+            f"create_copy_swap on {operation.table.name} needs previous= (the definition "
+            "it replaces) in offline --sql mode, where nothing can be reflected."
+        )
+    plan = plan_copy_swap(
+        operation.previous,
+        operation.table,
+        dialect=operations.migration_context.dialect,
+        column_map=operation.column_map,
+        dependents=operation.dependents,
+        on_violation=on_violation,
+        revision=revision,
+    )
+    if plan.on_violation == "fail":  # the script stops itself on violating rows
+        for rule in plan.rules:
+            operations.execute(rule.guard_sql(operations.migration_context.dialect))
+    for statement in plan.statements():
+        operations.execute(statement)
+
+
+def run_online(
+    connection: sa.Connection, operation: CreateCopySwapOp, on_violation: str, revision: str
+) -> list[TableOutcome]:
+    """Plan against the live database, preflight, run, verify. Raises on refusal."""
+    name = operation.table.name
+    existing = _table_names(connection)
+    if name not in existing:
+        raise InvalidOperation(
+            f"create_copy_swap: table {name!r} does not exist in this database (it has "
+            f"{', '.join(sorted(existing)) or 'no tables'}). Create it with op.create_table, "
+            "or check the revision's table name."
+        )
+    previous = reflect(connection, name)
+    if operation.previous is not None:
+        _check_previous(operation.previous, previous)
+    dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
+    plan = plan_copy_swap(
+        previous,
+        operation.table,
+        dialect=connection.dialect,
+        column_map=operation.column_map,
+        dependents=dependents,
+        on_violation=on_violation,
+        revision=revision,
+    )
+    _refuse_breaking_views(connection, previous, operation.table)
+    return execute_plan(connection, plan)
+
+
+def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOutcome]:
+    """Preflight, then run every step; verify that no row went missing."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    preparer = connection.dialect.identifier_preparer
+    outcomes = {t: TableOutcome(t) for t in plan.tables}
+    for table, sql in plan.count_sql.items():
+        outcomes[table].rows_before = _scalar(raw, sql)
+    if plan.on_violation == "fail":
+        violations = preflight(raw, plan.rules)
+        if violations:
+            raise ConstraintViolations(_violation_message(plan.table, violations))
+    for step in plan.steps:
+        started = time.perf_counter()
+        if step.phase == "move" and _rejected_count(connection, raw, step.table) == 0:
+            continue  # no row of this table is quarantined: no quarantine table needed
+        if step.phase == "finish":
+            _collect_quarantined(raw, preparer.quote(REJECTED), outcomes)
+        try:
+            raw.execute(step.sql)
+        except Exception as exc:
+            raise MigrationFailed(_step_failure(plan, step.table, exc)) from None
+        outcome = outcomes[step.table]
+        outcome.seconds += time.perf_counter() - started
+        if step.phase == "index":
+            outcome.indexes_built += 1
+    for table, outcome in outcomes.items():
+        outcome.rows_copied = _scalar(raw, plan.count_sql[table])
+        if outcome.rows_copied + outcome.rows_quarantined != outcome.rows_before:
+            raise MigrationFailed(
+                f"create_copy_swap on {plan.table}: {table} had {outcome.rows_before} rows, "
+                f"but {outcome.rows_copied} were copied and {outcome.rows_quarantined} "
+                "quarantined. The migration was rolled back; the database is unchanged. "
+                "Please report this as a bug."
+            )
+        log.info(
+            "create_copy_swap %s: %d rows copied, %d quarantined%s, %.2f s",
+            table,
+            outcome.rows_copied,
+            outcome.rows_quarantined,
+            f" (to {table}{QUARANTINE_SUFFIX})" if outcome.rows_quarantined else "",
+            outcome.seconds,
+        )
+    return list(outcomes.values())
+
+
+def preflight(raw: Any, rules: Sequence[Rule]) -> list[Violation]:
+    """Count the rows each rule rejects, with a few sample keys; no change made."""
+    found = []
+    for rule in rules:
+        rows = _scalar(raw, rule.count_sql)
+        if rows:
+            samples = [tuple(r) for r in raw.execute(rule.sample_sql).fetchall()]
+            found.append(Violation(rule.table, rule, rows, samples))
+    return found
+
+
+def reflect(connection: sa.Connection, name: str) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), autoload_with=connection)
+
+
+def referencing_closure(connection: sa.Connection, name: str) -> list[str]:
+    """Tables whose FOREIGN KEYs reference ``name``, directly or through each other."""
+    raw = connection.connection.driver_connection
+    edges = raw.execute(  # type: ignore[union-attr]
+        "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
+        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
+    ).fetchall()
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        parent = frontier.pop()
+        for child, referenced in edges:
+            if referenced == parent and child != name and child not in found:
+                found.append(child)
+                frontier.append(child)
+    return found
+
+
+def _check_previous(given: sa.Table, actual: sa.Table) -> None:
+    if set(given.columns.keys()) != set(actual.columns.keys()):
+        raise InvalidOperation(
+            f"create_copy_swap on {given.name}: previous= describes columns "
+            f"{', '.join(given.columns.keys())}, but the database has "
+            f"{', '.join(actual.columns.keys())}. The database is not at the revision this "
+            "script expects; check `alembic current`."
+        )
+
+
+def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target: sa.Table) -> None:
+    """Refuse before any change when a view reads a column the rebuild drops."""
+    dropped = set(previous.columns.keys()) - set(target.columns.keys())
+    if not dropped:
+        return
+    raw = connection.connection.driver_connection
+    views = raw.execute(  # type: ignore[union-attr]
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+    ).fetchall()
+    for view, sql in views:
+        tokens = _words(sql)
+        if previous.name.lower() in tokens:
+            used = sorted(c for c in dropped if c.lower() in tokens)
+            if used:
+                raise InvalidOperation(
+                    f"create_copy_swap on {target.name}: the view {view} reads "
+                    f"{', '.join(used)}, which the new definition drops, so the view would "
+                    "break. Nothing was changed. Drop or re-create the view without those "
+                    "columns earlier in the revision (op.execute), then rebuild the table."
+                )
+
+
+def _words(sql: str) -> set[str]:
+    """Identifiers in ``sql``, quoted or bare, lower-cased."""
+    pairs = re.findall(r'"((?:[^"]|"")+)"|(\w+)', sql)
+    return {(quoted.replace('""', '"') or bare).lower() for quoted, bare in pairs}
+
+
+def _table_names(connection: sa.Connection) -> set[str]:
+    raw = connection.connection.driver_connection
+    rows = raw.execute(  # type: ignore[union-attr]
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() "
+        "AND NOT temporary"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _rejected_count(connection: sa.Connection, raw: Any, table: str) -> int:
+    literal = sa.literal(table, sa.String()).compile(
+        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+    )
+    quoted = connection.dialect.identifier_preparer.quote(REJECTED)
+    return _scalar(raw, f"SELECT count(DISTINCT rid) FROM {quoted} WHERE tbl = {literal}")
+
+
+def _collect_quarantined(raw: Any, rejected: str, outcomes: dict[str, TableOutcome]) -> None:
+    rows = raw.execute(f"SELECT tbl, count(DISTINCT rid) FROM {rejected} GROUP BY tbl").fetchall()
+    for table, count in rows:
+        outcomes[table].rows_quarantined = int(count)
+    for table, reason, count in raw.execute(
+        f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY ALL"
+    ).fetchall():
+        outcomes[table].reasons[reason] = int(count)
+
+
+def _scalar(raw: Any, sql: str) -> int:
+    row = raw.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _sample(values: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(repr(v) for v in values) + ")" if len(values) > 1 else repr(values[0])
+
+
+def _violation_message(table: str, violations: list[Violation]) -> str:
+    return (
+        f"create_copy_swap on {table} refused: existing rows violate the new definition. "
+        + "; ".join(v.describe() for v in violations)
+        + ". Nothing was changed. Fix those rows (or add a column_map that converts them), "
+        "or run with -x on_violation=quarantine to move them to <table>_quarantine."
+    )
+
+
+def _step_failure(plan: CopySwapPlan, table: str, exc: BaseException) -> str:
+    from egregora.database.errors import first_line
+
+    return (
+        f"create_copy_swap on {plan.table} failed while rebuilding {table}: "
+        f"{first_line(exc)}. The migration was rolled back; the database is unchanged."
+    )
+
+
+def _current_revision() -> str:
+    """The revision whose upgrade() or downgrade() is calling us, for quarantine rows."""
+    for frame in pyinspect.stack(context=0):
+        module_globals = frame.frame.f_globals
+        if frame.function in ("upgrade", "downgrade") and "revision" in module_globals:
+            return f"{module_globals['revision']} {frame.function}"
+    return "unknown"
