@@ -405,8 +405,9 @@ class _Planner:
     def rule(
         self, table: str, kind: str, name: str, expression: str, relation: str, predicate: str
     ) -> Rule:
+        # A row-level rule judges every row, even one another rule rejected, so
+        # that a quarantined row carries all of its reasons.
         keys = self.sample_keys(table)
-        rejected_here = self.survivors(table, relation)
         reason = _literal(self.dialect, f"{kind} {name}: {expression}")
         return Rule(
             table=table,
@@ -420,7 +421,7 @@ class _Planner:
             ),
             reject_sql=(
                 f"INSERT INTO {self.q(REJECTED)} SELECT {_literal(self.dialect, table)}, "
-                f"s.{self.q(ROW_ID)}, {reason} FROM {rejected_here} AS s WHERE {predicate}"
+                f"s.{self.q(ROW_ID)}, {reason} FROM {relation} AS s WHERE {predicate}"
             ),
         )
 
