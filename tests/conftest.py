@@ -29,13 +29,13 @@ def alembic_cfg(url: str, **x: str) -> Config:
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, ini: Path = ALEMBIC_INI
 ) -> subprocess.CompletedProcess[str]:
-    """``alembic <args>`` as a user runs it, in ``cwd``."""
+    """``alembic -c <ini> <args>`` as a user runs it, in ``cwd``."""
     full_env = {k: v for k, v in os.environ.items() if k != "EGREGORA_DATABASE_URL"}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *args],
+        [sys.executable, "-m", "alembic", "-c", str(ini), *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -35,7 +35,9 @@ def test_keys_and_indexes_are_built_after_the_bulk_copy() -> None:
     plan = plan_copy_swap(previous, target, dialect=DIALECT)
     statements = plan.statements()
     insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO posts__ccs_new"))
-    create = next(i for i, s in enumerate(statements) if s.startswith("CREATE TABLE posts__ccs_new"))
+    create = next(
+        i for i, s in enumerate(statements) if s.startswith("CREATE TABLE posts__ccs_new")
+    )
     assert create < insert
     assert "CHECK (length(title) > 0)" in statements[create]
     assert "PRIMARY KEY" not in statements[create] and "UNIQUE" not in statements[create]
@@ -82,7 +84,10 @@ def test_column_map_renames_and_casts_become_the_insert_select() -> None:
     )
     plan = plan_copy_swap(previous, target, dialect=DIALECT, column_map={"title": "name"})
     insert = next(s for s in plan.statements() if s.startswith("INSERT INTO t__ccs_new"))
-    assert insert == 'INSERT INTO t__ccs_new (id, title) SELECT CAST(id AS UUID), CAST((name) AS VARCHAR) FROM t'
+    assert (
+        insert == "INSERT INTO t__ccs_new (id, title) "
+        "SELECT CAST(id AS UUID), CAST((name) AS VARCHAR) FROM t"
+    )
     kinds = {(r.kind, r.name) for r in plan.rules}
     assert ("conversion", "id") in kinds and ("conversion", "title") in kinds
 
@@ -143,14 +148,20 @@ def test_dependents_are_stashed_dropped_and_rebuilt_in_order() -> None:
     meta = sa.MetaData()
     parent = sa.Table("p", meta, sa.Column("id", sa.String(), primary_key=True))
     child = sa.Table(
-        "c", meta, sa.Column("id", sa.String(), primary_key=True),
+        "c",
+        meta,
+        sa.Column("id", sa.String(), primary_key=True),
         sa.Column("pid", sa.String(), sa.ForeignKey("p.id")),
     )
     grandchild = sa.Table(
-        "g", meta, sa.Column("cid", sa.String(), sa.ForeignKey("c.id")),
+        "g",
+        meta,
+        sa.Column("cid", sa.String(), sa.ForeignKey("c.id")),
     )
     target = sa.Table(
-        "p", sa.MetaData(), sa.Column("id", sa.String(), primary_key=True),
+        "p",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
         sa.Column("x", sa.Integer()),
     )
     plan = plan_copy_swap(parent, target, dialect=DIALECT, dependents=[grandchild, child])
