@@ -86,7 +86,7 @@ def test_column_map_renames_and_casts_become_the_insert_select() -> None:
     insert = next(s for s in plan.statements() if s.startswith("INSERT INTO t__ccs_new"))
     assert (
         insert == "INSERT INTO t__ccs_new (id, title) "
-        "SELECT CAST(id AS UUID), CAST((name) AS VARCHAR) FROM t"
+        "SELECT CAST(id AS UUID) AS id, CAST((name) AS VARCHAR) AS title FROM t"
     )
     kinds = {(r.kind, r.name) for r in plan.rules}
     assert ("conversion", "id") in kinds and ("conversion", "title") in kinds

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 
-from egregora.database import schemas
+from egregora.database import impl, schemas  # noqa: F401  (impl: DuckDB quirks)
+from egregora.database.autogenerate import AUTOGENERATE_PLUGINS, process_revision_directives
 from egregora.database.config import create_engine as make_engine
 from egregora.database.config import parse_url, resolve_url
 from egregora.database.errors import (
@@ -45,10 +46,13 @@ def _configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
         )
     return {
         ON_VIOLATION_OPTION: on_violation,
-        "target_metadata": schemas.metadata,
+        # tests (and tools) may compare against another metadata
+        "target_metadata": context.config.attributes.get("target_metadata") or schemas.metadata,
         "include_object": include_object,
         "compare_type": True,
         "compare_server_default": True,
+        "autogenerate_plugins": AUTOGENERATE_PLUGINS,
+        "process_revision_directives": process_revision_directives,
     }
 
 

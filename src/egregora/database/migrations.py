@@ -6,7 +6,7 @@ short. Importing registers the operation on Alembic's ``Operations``, its
 implementation (:mod:`.toimpl`) and its autogenerate renderer (:mod:`.render`).
 """
 
-from egregora.database import render, toimpl  # noqa: F401  (registration side effects)
+from egregora.database import impl, render, toimpl  # noqa: F401  (registration side effects)
 from egregora.database.ops import CreateCopySwapOp
 from egregora.database.plan import CopySwapPlan, plan_copy_swap
 

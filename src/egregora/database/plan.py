@@ -262,6 +262,14 @@ class _Planner:
             _referred_table(fk) for d in self.dependents for fk in d.foreign_key_constraints
         }
         self.name = target.name
+        # DuckDB keeps a FOREIGN KEY registered under the name its table was
+        # created with: a table created as t__ccs_new with a FOREIGN KEY and
+        # renamed to t in the same transaction leaves its parent believing
+        # t__ccs_new references it, and the parent can no longer be dropped.
+        # A table with FOREIGN KEYs is therefore stashed, then created under
+        # its own name (one extra, constraint-free copy).
+        self.stash_target = bool(target.foreign_key_constraints)
+        self.staged = self.name + (STASH_SUFFIX if self.stash_target else NEW_SUFFIX)
         old = {c.name: c for c in previous.columns}
         # target column -> SQL over the old row, and whether it converts a value
         self.values: dict[str, tuple[str, bool]] = {}
@@ -390,7 +398,7 @@ class _Planner:
                     if mode == "fail" and not keys_change:
                         continue  # no parent row is removed and no key value changes
                     planned = self.source()
-                    final = f"(SELECT * FROM {self.q(self.name + NEW_SUFFIX)})"
+                    final = f"(SELECT * FROM {self.q(self.staged)})"
                 elif parent_name in self.dep_names:
                     if mode == "fail":
                         continue  # unchanged rows of an unchanged, enforced reference
@@ -521,9 +529,8 @@ class _Planner:
 
     def steps(self, mode: OnViolation, rules: list[Rule], revision: str) -> list[Step]:
         steps: list[Step] = []
-        name, new = self.name, self.name + NEW_SUFFIX
+        name, staged = self.name, self.staged
         quarantine = mode == "quarantine"
-        target_rules = [r for r in rules if r.table == name]
         if quarantine:
             steps.append(
                 Step(
@@ -533,68 +540,70 @@ class _Planner:
                     "(tbl VARCHAR, rid BIGINT, reason VARCHAR)",
                 )
             )
-            steps += [Step("quarantine", name, r.reject_sql) for r in target_rules]
+            steps += [Step("quarantine", name, r.reject_sql) for r in rules if r.table == name]
             steps += self.quarantine_steps(self.previous, revision)
-        # 1. the new table, filled before its keys and indexes exist
-        steps.append(Step("copy", name, self.create_sql(self.target, new)))
-        columns = list(self.values)
-        select = ", ".join(value for value, _ in self.values.values())
-        where = (
-            f" WHERE rowid NOT IN (SELECT rid FROM {self.q(REJECTED)} "
-            f"WHERE tbl = {_literal(self.dialect, name)})"
-            if quarantine
-            else ""
-        )
-        steps.append(
-            Step(
-                "copy",
-                name,
-                f"INSERT INTO {self.q(new)} ({self.cols(columns)}) SELECT {select} "
-                f"FROM {self.q(name)}{where}",
-            )
-        )
+        # 1. the new rows: straight into the new table (renamed into place
+        #    later), or into a plain stash when the table has FOREIGN KEYs
+        select = ", ".join(f"{value} AS {self.q(c)}" for c, (value, _) in self.values.items())
+        source = f"SELECT {select} FROM {self.q(name)}{self.not_rejected(name, quarantine)}"
+        if self.stash_target:
+            steps.append(Step("stash", name, f"CREATE TABLE {self.q(staged)} AS {source}"))
+        else:
+            steps.append(Step("copy", name, self.create_sql(self.target, staged)))
+            steps.append(Step("copy", name, self.insert_sql(staged, list(self.values), source)))
         # 2. referencing tables: judged against the new rows, then stashed
         for dependent in self.dependents:
             dep = dependent.name
             if quarantine:
                 steps += [Step("quarantine", dep, r.reject_sql) for r in rules if r.table == dep]
                 steps += self.quarantine_steps(dependent, revision)
-            dep_where = (
-                f" WHERE rowid NOT IN (SELECT rid FROM {self.q(REJECTED)} "
-                f"WHERE tbl = {_literal(self.dialect, dep)})"
-                if quarantine
-                else ""
-            )
             steps.append(
                 Step(
                     "stash",
                     dep,
                     f"CREATE TABLE {self.q(dep + STASH_SUFFIX)} AS "
-                    f"SELECT * FROM {self.q(dep)}{dep_where}",
+                    f"SELECT * FROM {self.q(dep)}{self.not_rejected(dep, quarantine)}",
                 )
             )
-        # 3. drop children before parents, then swap the new table in
+        # 3. drop children before parents, then put the new table in place
         for dependent in reversed(self.dependents):
             steps.append(Step("drop", dependent.name, f"DROP TABLE {self.q(dependent.name)}"))
         steps.append(Step("drop", name, f"DROP TABLE {self.q(name)}"))
-        steps.append(Step("swap", name, f"ALTER TABLE {self.q(new)} RENAME TO {self.q(name)}"))
-        steps += self.finish_steps(self.target)
+        if self.stash_target:
+            steps += self.restore_steps(self.target, list(self.values))
+        else:
+            steps.append(
+                Step("swap", name, f"ALTER TABLE {self.q(staged)} RENAME TO {self.q(name)}")
+            )
+            steps += self.finish_steps(self.target)
         # 4. referencing tables again, parents first, with their rows
         for dependent in self.dependents:
-            dep = dependent.name
-            stash = self.q(dep + STASH_SUFFIX)
-            names = self.cols(dependent.columns.keys())
-            steps.append(Step("copy", dep, self.create_sql(dependent, dep)))
-            steps.append(
-                Step(
-                    "copy", dep, f"INSERT INTO {self.q(dep)} ({names}) SELECT {names} FROM {stash}"
-                )
-            )
-            steps.append(Step("cleanup", dep, f"DROP TABLE {stash}"))
-            steps += self.finish_steps(dependent)
+            steps += self.restore_steps(dependent, list(dependent.columns.keys()))
         if quarantine:
             steps.append(Step("finish", name, f"DROP TABLE {self.q(REJECTED)}"))
         return steps
+
+    def not_rejected(self, table: str, quarantine: bool) -> str:
+        if not quarantine:
+            return ""
+        return (
+            f" WHERE rowid NOT IN (SELECT rid FROM {self.q(REJECTED)} "
+            f"WHERE tbl = {_literal(self.dialect, table)})"
+        )
+
+    def insert_sql(self, into: str, columns: list[str], select: str) -> str:
+        return f"INSERT INTO {self.q(into)} ({self.cols(columns)}) {select}"
+
+    def restore_steps(self, table: sa.Table, columns: list[str]) -> list[Step]:
+        """Create ``table`` under its own name and fill it from its stash."""
+        stash = table.name + STASH_SUFFIX
+        select = f"SELECT {self.cols(columns)} FROM {self.q(stash)}"
+        return [
+            Step("copy", table.name, self.create_sql(table, table.name)),
+            Step("copy", table.name, self.insert_sql(table.name, columns, select)),
+            Step("cleanup", table.name, f"DROP TABLE {self.q(stash)}"),
+            *self.finish_steps(table),
+        ]
 
     def create_sql(self, table: sa.Table, as_name: str) -> str:
         """CREATE TABLE for ``table`` under ``as_name``; keys only where inline_keys says."""

@@ -1,0 +1,234 @@
+"""Autogenerate on DuckDB: a table of model changes, each generated, run, checked, reversed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+
+from alembic import command
+from egregora.database import schemas
+from egregora.database.catalog import snapshot
+
+from .conftest import ROOT, alembic_cfg, database_digest
+from .copy_swap_helpers import rows, sql
+
+Model = Callable[[sa.MetaData], None]
+
+
+def base(meta: sa.MetaData, **change: object) -> None:
+    """parents <- children: the model every case starts from, with ``change`` applied."""
+    sa.Table(
+        "parents",
+        meta,
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("name", sa.String()),
+        *([sa.Column("rank", sa.Integer())] if change.get("parent_rank") else []),
+        *(
+            [sa.CheckConstraint("length(name) > 0", name="name_len")]
+            if change.get("parent_check")
+            else []
+        ),
+    )
+    n_type = change.get("n_type", sa.String())
+    checks = {
+        None: [],
+        "add": [sa.CheckConstraint("n <> 'bad'", name="n_ok")],
+        "change": [sa.CheckConstraint("n <> 'worse'", name="n_ok")],
+    }[change.get("check")]  # type: ignore[index]
+    sa.Table(
+        "children",
+        meta,
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column(
+            "parent_id",
+            sa.String(),
+            *([sa.ForeignKey("parents.id")] if not change.get("drop_fk") else []),
+        ),
+        sa.Column(
+            "other_parent",
+            sa.String(),
+            *([sa.ForeignKey("parents.id")] if change.get("add_fk") else []),
+        ),
+        *([sa.Column("label", sa.String())] if not change.get("drop_label") else []),
+        sa.Column("n", n_type),  # type: ignore[arg-type]
+        *(
+            [sa.Column("lang", sa.String(), nullable=False, server_default="en")]
+            if change.get("add_lang")
+            else []
+        ),
+        *([sa.Index("ix_children_label", "label")] if change.get("label_index") else []),
+        *(
+            [sa.UniqueConstraint("n", name="uq_children_n")]
+            if change.get("unique", "base") != "none" and change.get("unique")
+            else []
+        ),
+        *checks,
+    )
+
+
+# start (before) and end (after) models, and which operation autogenerate must emit
+CASES: dict[str, tuple[dict[str, object], dict[str, object], list[str], list[str]]] = {
+    "add check": ({}, {"check": "add"}, ["op.create_copy_swap("], ["op.create_check_constraint"]),
+    "drop check": ({"check": "add"}, {}, ["op.create_copy_swap("], []),
+    "change check": ({"check": "add"}, {"check": "change"}, ["op.create_copy_swap("], []),
+    "add foreign key": ({}, {"add_fk": True}, ["op.create_copy_swap("], ["op.create_foreign_key"]),
+    "drop foreign key": ({}, {"drop_fk": True}, ["op.create_copy_swap("], []),
+    "add not null column with default": (
+        {},
+        {"add_lang": True},
+        ["op.add_column("],
+        ["op.create_copy_swap("],
+    ),
+    "drop a column that has an index": (
+        {"label_index": True},
+        {"drop_label": True},
+        ["op.create_copy_swap("],
+        ["op.drop_column"],
+    ),
+    "add not null column to an indexed table": (
+        {"label_index": True},
+        {"label_index": True, "add_lang": True},
+        ["op.create_copy_swap("],
+        [],
+    ),
+    "create an index": ({}, {"label_index": True}, ["op.create_index("], ["op.create_copy_swap("]),
+    "change a type": (
+        {},
+        {"n_type": sa.Integer()},
+        ["op.alter_column("],
+        ["create_copy_swap(\n        sa.Table(\n            'children'"],
+    ),
+    "add unique": ({}, {"unique": True}, ["op.create_unique_constraint("], []),
+    "drop unique": ({"unique": True}, {}, ["op.create_copy_swap("], ["op.drop_constraint"]),
+    "change on a referenced table": (
+        {},
+        {"parent_check": True},
+        ["op.create_copy_swap(", "dependents=["],
+        [],
+    ),
+    "two changes on one table": (
+        {},
+        {"check": "add", "add_lang": True},
+        ["op.create_copy_swap("],
+        ["op.add_column"],
+    ),
+}
+
+
+def _metadata(**change: object) -> sa.MetaData:
+    meta = sa.MetaData(naming_convention=schemas.NAMING_CONVENTION)
+    base(meta, **change)
+    return meta
+
+
+def _project(tmp_path: Path) -> Path:
+    """An alembic/ folder with the project's env.py and template, and no revisions."""
+    folder = tmp_path / "alembic"
+    shutil.copytree(
+        ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__", "versions")
+    )
+    (folder / "versions").mkdir()
+    return folder
+
+
+def _cfg(folder: Path, url: str, metadata: sa.MetaData) -> Config:
+    cfg = alembic_cfg(url)
+    cfg.set_main_option("script_location", str(folder))
+    cfg.attributes["target_metadata"] = metadata
+    return cfg
+
+
+def _shape(path: Path) -> dict[str, object]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        shapes = snapshot(con, ["parents", "children"])
+        indexes = con.execute("SELECT index_name, sql FROM duckdb_indexes() ORDER BY 1").fetchall()
+        return {"tables": shapes, "indexes": indexes}
+    finally:
+        con.close()
+
+
+def _seed(path: Path, before: sa.MetaData) -> None:
+    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
+    before.create_all(engine)
+    engine.dispose()
+    sql(
+        path,
+        "INSERT INTO parents (id, name) VALUES ('p1', 'Ana'), ('p2', 'Bo 🎉'), ('p3', NULL)",
+        "INSERT INTO children (id, parent_id, n) VALUES ('c1', 'p1', '1'), ('c2', 'p2', NULL),"
+        " ('c3', NULL, '3')",
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_model_change(case: str, tmp_path: Path) -> None:
+    start, end, must, must_not = CASES[case]
+    folder = _project(tmp_path)
+    path = tmp_path / "db.duckdb"
+    url = f"duckdb:///{path}"
+    _seed(path, _metadata(**start))
+    before = database_digest(path)
+    before_shape = _shape(path)
+
+    after = _metadata(**end)
+    script = command.revision(_cfg(folder, url, after), "change", autogenerate=True)
+    text = Path(script.path).read_text()  # type: ignore[union-attr]
+    upgrade_text = text.split("def downgrade")[0]
+    for needle in must:
+        assert needle in upgrade_text, text
+    for needle in must_not:
+        assert needle not in upgrade_text, text
+    assert upgrade_text.count("op.create_copy_swap(") <= 1  # one operation per table
+    assert "import egregora.database.schemas" not in text  # frozen history
+    assert "from egregora.database.schemas" not in text
+
+    command.upgrade(_cfg(folder, url, after), "head")
+    command.check(_cfg(folder, url, after))
+    command.downgrade(_cfg(folder, url, after), "base")
+    restored = database_digest(path)
+    for table in ("parents", "children"):
+        assert restored["tables"][table][1] == before["tables"][table][1]  # type: ignore[index]
+    assert _shape(path) == before_shape  # and the schema is the one we started from
+
+
+def test_no_false_differences_at_head(db_url: str, upgrade) -> None:
+    upgrade("head")
+    cfg = alembic_cfg(db_url)
+    started = time.perf_counter()
+    command.check(cfg)
+    assert time.perf_counter() - started < 5  # the benchmark measures it properly
+
+
+def test_generated_revision_runs_offline_and_its_sql_runs(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    path = tmp_path / "db.duckdb"
+    url = f"duckdb:///{path}"
+    _seed(path, _metadata())
+    after = _metadata(check="add", parent_check=True)
+    command.revision(_cfg(folder, url, after), "checks", autogenerate=True)
+    import io
+
+    buffer = io.StringIO()
+    cfg = _cfg(folder, url, after)
+    cfg.output_buffer = buffer
+    command.upgrade(cfg, "head", sql=True)
+    script = buffer.getvalue()
+    assert "CREATE TABLE children__ccs_new" in script or "CREATE TABLE parents__ccs_new" in script
+    fresh = tmp_path / "fresh.duckdb"
+    _seed(fresh, _metadata())
+    import duckdb
+
+    con = duckdb.connect(str(fresh))
+    con.execute(script)
+    con.close()
+    assert ("children", "CHECK") in rows(
+        fresh, "SELECT table_name, constraint_type FROM duckdb_constraints()"
+    )
+    assert rows(fresh, "SELECT count(*) FROM children") == [(3,)]
