@@ -45,7 +45,7 @@ def base(meta: sa.MetaData, **change: object) -> None:
     sa.Table(
         "children",
         meta,
-        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("id", sa.String(), primary_key=not change.get("no_pk")),
         sa.Column(
             "parent_id",
             sa.String(),
@@ -98,6 +98,8 @@ CASES: dict[str, tuple[dict[str, object], dict[str, object], list[str], list[str
         ["op.create_copy_swap("],
         [],
     ),
+    "add primary key": ({"no_pk": True}, {}, ["op.create_primary_key("], []),
+    "drop primary key": ({}, {"no_pk": True}, ["op.create_copy_swap("], []),
     "create an index": ({}, {"label_index": True}, ["op.create_index("], ["op.create_copy_swap("]),
     "change a type": (
         {},

@@ -85,7 +85,7 @@ def test_fail_mode_reports_and_changes_nothing(items: Path, case: str) -> None:
         assert "NOT NULL items.id" in message and message.count("1 row") == 2
     else:
         assert f"{count} row" in message
-    assert "Nothing was changed" in message and "on_violation=quarantine" in message
+    assert "nothing was changed" in message and "on_violation=quarantine" in message
     assert database_digest(items) == before
 
 

@@ -94,9 +94,20 @@ def test_legacy_database_is_adopted_without_touching_a_row(
     assert "documents_view" in after["views"]  # type: ignore[operator]
 
 
-def test_legacy_database_is_adopted_by_upgrade_head(db_path: Path, db_url: str, upgrade) -> None:
+def test_messy_legacy_database_is_refused_at_head_then_quarantined(
+    db_path: Path, db_url: str, upgrade
+) -> None:
     _legacy_file(db_path)
-    upgrade("head")
+    before = database_digest(db_path)
+    with pytest.raises(CommandError) as err:
+        upgrade("head")
+    report = str(err.value)
+    # one report across the revisions, each violation with its revision
+    for revision in ("v4a", "v4c", "v4e"):
+        assert f"[revision {revision} upgrade]" in report
+    assert "on_violation=quarantine" in report
+    assert database_digest(db_path) == before
+    upgrade("head", on_violation="quarantine")
     command.check(alembic_cfg(db_url))
 
 

@@ -17,10 +17,10 @@ from .conftest import ALEMBIC_INI, ROOT, alembic_cfg, database_digest, run_cli
 from .copy_swap_helpers import rows, sql
 
 REVISION = '''
-"""journals: window_end >= window_start
+"""journals: a title that is not empty
 
 Revision ID: t1
-Revises: v3
+Revises: v4f
 """
 import sqlalchemy as sa
 from alembic import op
@@ -28,7 +28,7 @@ from alembic import op
 import egregora.database.migrations  # noqa: F401
 
 revision = "t1"
-down_revision = "v3"
+down_revision = "v4f"
 branch_labels = None
 depends_on = None
 
@@ -38,14 +38,16 @@ TZ = sa.TIMESTAMP(timezone=True)
 def journals(*extra):
     return sa.Table(
         "journals", sa.MetaData(),
-        sa.Column("id", sa.String()), sa.Column("content", sa.String()),
-        sa.Column("created_at", TZ), sa.Column("source_checksum", sa.String()),
+        sa.Column("id", sa.String(), primary_key=True), sa.Column("content", sa.String()),
+        sa.Column("created_at", TZ, nullable=False), sa.Column("source_checksum", sa.String()),
         sa.Column("title", sa.String()), sa.Column("window_start", TZ),
-        sa.Column("window_end", TZ), *extra,
+        sa.Column("window_end", TZ),
+        sa.CheckConstraint("window_end >= window_start", name="chk_journals_window_order"),
+        *extra,
     )
 
 
-NEW = journals(sa.CheckConstraint("window_end >= window_start", name="chk_journals_window"))
+NEW = journals(sa.CheckConstraint("length(title) > 0", name="chk_journals_title"))
 OLD = journals()
 
 
@@ -82,27 +84,26 @@ def _journals(path: Path) -> None:
         path,
         """INSERT INTO journals VALUES
         ('j1', '🎉 text', now(), 'c', 'w1', TIMESTAMPTZ '2024-01-01', TIMESTAMPTZ '2024-01-02'),
-        ('j2', NULL, NULL, NULL, NULL, NULL, NULL),
-        ('j3', 'inverted', now(), 'c', 'w3', TIMESTAMPTZ '2024-02-02', TIMESTAMPTZ '2024-02-01')""",
+        ('j2', NULL, now(), NULL, NULL, NULL, NULL),
+        ('j3', 'untitled', now(), 'c', '', TIMESTAMPTZ '2024-02-01', TIMESTAMPTZ '2024-02-02')""",
     )
 
 
 def test_upgrade_downgrade_round_trip_keeps_every_row(
     scripts: Path, db_path: Path, db_url: str
 ) -> None:
-    command.upgrade(_cfg(scripts, db_url), "v3")
+    command.upgrade(_cfg(scripts, db_url), "v4f")
     _journals(db_path)
-    sql(db_path, "UPDATE journals SET window_end = TIMESTAMPTZ '2024-02-03' WHERE id = 'j3'")
+    sql(db_path, "UPDATE journals SET title = 'w3' WHERE id = 'j3'")
     before = database_digest(db_path)
     command.upgrade(_cfg(scripts, db_url), "head")
     assert rows(db_path, "SELECT version_num FROM alembic_version") == [("t1",)]
     with pytest.raises(duckdb.ConstraintException):
         sql(
             db_path,
-            "INSERT INTO journals (id, window_start, window_end) "
-            "VALUES ('x', now(), now() - INTERVAL 1 DAY)",
+            "INSERT INTO journals (id, created_at, title) VALUES ('x', now(), '')",
         )
-    command.downgrade(_cfg(scripts, db_url), "v3")
+    command.downgrade(_cfg(scripts, db_url), "v4f")
     after = database_digest(db_path)
     assert after["tables"]["journals"][1] == before["tables"]["journals"][1]  # type: ignore[index]
     assert after == before
@@ -111,13 +112,13 @@ def test_upgrade_downgrade_round_trip_keeps_every_row(
 def test_upgrade_refuses_then_quarantines_with_x_option(
     scripts: Path, db_path: Path, db_url: str
 ) -> None:
-    command.upgrade(_cfg(scripts, db_url), "v3")
+    command.upgrade(_cfg(scripts, db_url), "v4f")
     _journals(db_path)
     before = database_digest(db_path)
     result = run_cli("-x", f"url={db_url}", "upgrade", "head", cwd=db_path.parent, ini=scripts)
     assert result.returncode != 0
     out = result.stdout + result.stderr
-    assert "chk_journals_window" in out and "1 row (for example 'j3')" in out
+    assert "chk_journals_title" in out and "1 row (for example 'j3')" in out
     assert "Traceback" not in out
     assert database_digest(db_path) == before
     result = run_cli(
@@ -159,13 +160,13 @@ def test_unknown_on_violation_is_refused(scripts: Path, db_url: str) -> None:
 
 def test_offline_sql_runs_on_a_fresh_database(scripts: Path, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'offline.duckdb'}"
-    result = run_cli("-x", f"url={url}", "upgrade", "v3:head", "--sql", cwd=tmp_path, ini=scripts)
+    result = run_cli("-x", f"url={url}", "upgrade", "v4f:head", "--sql", cwd=tmp_path, ini=scripts)
     assert result.returncode == 0, result.stderr
     script = result.stdout
     assert "CREATE TABLE journals__ccs_new" in script and "SELECT error(" in script
     assert not (tmp_path / "offline.duckdb").exists()
     path = tmp_path / "fresh.duckdb"
-    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v3")
+    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4f")
     _journals(path)
     sql(path, "DELETE FROM journals WHERE id = 'j3'")
     con = duckdb.connect(str(path))
@@ -181,10 +182,10 @@ def test_offline_sql_runs_on_a_fresh_database(scripts: Path, tmp_path: Path) -> 
 def test_offline_sql_guard_stops_on_violating_rows(scripts: Path, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'x.duckdb'}"
     script = run_cli(
-        "-x", f"url={url}", "upgrade", "v3:head", "--sql", cwd=tmp_path, ini=scripts
+        "-x", f"url={url}", "upgrade", "v4f:head", "--sql", cwd=tmp_path, ini=scripts
     ).stdout
     path = tmp_path / "fresh.duckdb"
-    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v3")
+    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4f")
     _journals(path)
     before = database_digest(path)
     con = duckdb.connect(str(path))

@@ -5,8 +5,9 @@ two steps, through Alembic's documented extension points:
 
 - **compare**: a comparator plugin (``egregora.autogenerate.checks``) that
   detects added, dropped and changed CHECK constraints by their normalized
-  expression. DuckDB does not keep constraint names, so Alembic's own
-  name-based comparison can't see them.
+  expression (DuckDB does not keep constraint names, so Alembic's own
+  name-based comparison can't see them), and added or dropped PRIMARY KEYs
+  (which Alembic's comparison skips).
 - **ops**: :func:`process_revision_directives` rewrites each table's
   operations. Where DuckDB's ``ALTER TABLE`` can do the job, Alembic's plain
   operations stay; where it can't, every change to that table becomes one
@@ -82,6 +83,34 @@ def compare_check_constraints(
     return PriorityDispatchResult.CONTINUE
 
 
+def compare_primary_key(
+    autogen_context: AutogenContext,
+    modify_table_ops: ops.ModifyTableOps,
+    schema: str | None,
+    tname: str,
+    conn_table: sa.Table | None,
+    metadata_table: sa.Table | None,
+) -> PriorityDispatchResult:
+    """Add/drop PRIMARY KEY operations: Alembic's own comparison skips primary keys."""
+    if conn_table is None or metadata_table is None:
+        return PriorityDispatchResult.CONTINUE
+    want = [c.name for c in metadata_table.primary_key.columns]
+    have = [c.name for c in conn_table.primary_key.columns]
+    if want == have:
+        return PriorityDispatchResult.CONTINUE
+    if have:
+        if conn_table.primary_key.name is None:  # DuckDB reflects no name
+            conn_table.primary_key.name = f"{tname}_pkey"  # type: ignore[assignment]
+        modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(conn_table.primary_key))
+        log.info("Detected removed PRIMARY KEY (%s) on table %r", ", ".join(have), tname)
+    if want:
+        modify_table_ops.ops.append(
+            ops.CreatePrimaryKeyOp.from_constraint(metadata_table.primary_key)
+        )
+        log.info("Detected added PRIMARY KEY (%s) on table %r", ", ".join(want), tname)
+    return PriorityDispatchResult.CONTINUE
+
+
 def canonical_check_expressions(
     table: sa.Table, dialect: sa.Dialect
 ) -> list[tuple[sa.CheckConstraint, str]]:
@@ -117,6 +146,9 @@ def canonical_check_expressions(
 
 
 def setup(plugin: Plugin) -> None:
+    plugin.add_autogenerate_comparator(
+        compare_primary_key, "table", "primarykey", qualifier="duckdb"
+    )
     plugin.add_autogenerate_comparator(
         compare_check_constraints,
         "table",
@@ -231,7 +263,7 @@ def needs_copy_swap(table_ops: ops.ModifyTableOps, state: AlterState) -> bool:
         if state.referenced or state.indexed:
             return True
         if isinstance(op, ops.AddConstraintOp):
-            if op.constraint_type in ("unique", "primary"):
+            if op.constraint_type in ("unique", "primarykey"):
                 continue
             return True  # CHECK and FOREIGN KEY can't be added by ALTER
         if isinstance(op, ops.DropConstraintOp):

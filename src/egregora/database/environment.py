@@ -19,13 +19,19 @@ from egregora.database.autogenerate import AUTOGENERATE_PLUGINS, process_revisio
 from egregora.database.config import create_engine as make_engine
 from egregora.database.config import parse_url, resolve_url
 from egregora.database.errors import (
+    ConstraintViolations,
     DatabaseUnavailable,
     InvalidOperation,
     MigrationFailed,
     first_line,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
-from egregora.database.toimpl import ON_VIOLATION_OPTION
+from egregora.database.toimpl import (
+    ON_VIOLATION_OPTION,
+    VIOLATIONS_OPTION,
+    Violation,
+    violation_report,
+)
 
 
 def include_object(
@@ -107,10 +113,15 @@ def _connect(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
 
 
 def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
-    context.configure(connection=connection, **_configure_kwargs(context))
+    violations: list[Violation] = []  # fail mode: every revision's, then one report
+    options = _configure_kwargs(context)
+    options[VIOLATIONS_OPTION] = violations
+    context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
             context.run_migrations()
+            if violations:  # raised inside the transaction: everything rolls back
+                raise ConstraintViolations(violation_report(violations))
     except sa.exc.DBAPIError as exc:
         raise MigrationFailed(
             f"The database refused a statement and the migration was rolled back, so the "

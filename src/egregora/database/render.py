@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import render as alembic_render
 from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import renderers
+from alembic.operations import ops
 
 from egregora.database.ops import CreateCopySwapOp
 
@@ -76,3 +77,12 @@ def _render_value(value: object) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join(_INDENT + line if line else line for line in text.splitlines())
+
+
+@renderers.dispatch_for(ops.CreatePrimaryKeyOp, replace=True)
+def render_create_primary_key(autogen_context: AutogenContext, op: ops.CreatePrimaryKeyOp) -> str:
+    """``op.create_primary_key(...)``: Alembic has no renderer of its own for it."""
+    prefix = alembic_render._alembic_autogenerate_prefix(autogen_context)  # noqa: SLF001
+    name = alembic_render._render_gen_name(autogen_context, op.constraint_name)  # noqa: SLF001
+    schema = f", schema={op.schema!r}" if op.schema else ""
+    return f"{prefix}create_primary_key({name!r}, {op.table_name!r}, {list(op.columns)!r}{schema})"

@@ -1,11 +1,14 @@
-"""The Egregora database schema: the single source of truth.
+"""The Egregora database schema (V4): the single source of truth.
 
 SQLAlchemy Core metadata only. The application imports this module at run
 time for its queries (``select(posts)``), so it must never import Alembic.
 
 Column types follow the databases already in the field (legacy V3): text is
 ``VARCHAR``, timestamps ``TIMESTAMP WITH TIME ZONE``, lists of text
-``VARCHAR[]``, plus ``DATE``, ``UUID`` and ``JSON``.
+``VARCHAR[]``, plus ``DATE``, ``UUID`` and ``JSON``. V4 adds the roadmap of
+docs/schema-evolution-plan.md: a PRIMARY KEY on every table, NOT NULL where
+a value is required, the journal window and profile title CHECKs, UNIQUE
+media hashes, and FOREIGN KEYs (post authors through ``post_authors``).
 """
 
 from typing import Final
@@ -42,11 +45,11 @@ def _one_of(column: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
 
 
 def _document_columns() -> list[sa.Column[object]]:
-    """The columns every content document shares."""
+    """The columns every content document shares; ``id`` is its PRIMARY KEY."""
     return [
-        sa.Column("id", sa.String()),
+        sa.Column("id", sa.String(), primary_key=True),
         sa.Column("content", sa.String()),
-        sa.Column("created_at", TZ_TIMESTAMP),
+        sa.Column("created_at", TZ_TIMESTAMP, nullable=False),
         sa.Column("source_checksum", sa.String()),
     ]
 
@@ -55,13 +58,12 @@ posts = sa.Table(
     "posts",
     metadata,
     *_document_columns(),
-    sa.Column("title", sa.String()),
+    sa.Column("title", sa.String(), nullable=False),
     sa.Column("slug", sa.String()),
     sa.Column("date", sa.Date()),
     sa.Column("summary", sa.String()),
-    sa.Column("authors", TEXT_LIST),
     sa.Column("tags", TEXT_LIST),
-    sa.Column("status", sa.String()),
+    sa.Column("status", sa.String(), nullable=False),
     sa.CheckConstraint(_one_of("status", POST_STATUSES), name="status"),
 )
 
@@ -75,6 +77,7 @@ profiles = sa.Table(
     sa.Column("summary", sa.String()),
     sa.Column("avatar_url", sa.String()),
     sa.Column("interests", TEXT_LIST),
+    sa.CheckConstraint("length(title) > 0", name="title_not_empty"),
 )
 
 media = sa.Table(
@@ -86,6 +89,7 @@ media = sa.Table(
     sa.Column("media_type", sa.String()),
     sa.Column("phash", sa.String()),
     sa.CheckConstraint(_one_of("media_type", MEDIA_TYPES), name="media_type"),
+    sa.UniqueConstraint("phash"),  # NULLs allowed: media not hashed yet
 )
 
 journals = sa.Table(
@@ -95,16 +99,17 @@ journals = sa.Table(
     sa.Column("title", sa.String()),
     sa.Column("window_start", TZ_TIMESTAMP),
     sa.Column("window_end", TZ_TIMESTAMP),
+    sa.CheckConstraint("window_end >= window_start", name="window_order"),
 )
 
 tasks = sa.Table(
     "tasks",
     metadata,
-    sa.Column("task_id", sa.Uuid()),
-    sa.Column("task_type", sa.String()),
-    sa.Column("status", sa.String()),
+    sa.Column("task_id", sa.Uuid(), primary_key=True),
+    sa.Column("task_type", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
     sa.Column("payload", sa.JSON()),
-    sa.Column("created_at", TZ_TIMESTAMP),
+    sa.Column("created_at", TZ_TIMESTAMP, nullable=False),
     sa.Column("processed_at", TZ_TIMESTAMP),
     sa.Column("error", sa.String()),
     sa.CheckConstraint(_one_of("status", TASK_STATUSES), name="status"),
@@ -115,10 +120,24 @@ annotations = sa.Table(
     "annotations",
     metadata,
     *_document_columns(),
+    # parent_id is polymorphic (a message, a post or an annotation, by
+    # parent_type): no single table to reference, and messages live outside
+    # this database, so it has no FOREIGN KEY.
     sa.Column("parent_id", sa.String()),
     sa.Column("parent_type", sa.String()),
-    sa.Column("author_id", sa.String()),
+    sa.Column("author_id", sa.String(), sa.ForeignKey("profiles.id")),
     sa.CheckConstraint(_one_of("parent_type", ANNOTATION_PARENT_TYPES), name="parent_type"),
+)
+
+#: The authors of a post, in order. DuckDB can't reference the elements of a
+#: list, so this table replaces the V3 ``posts.authors`` list.
+post_authors = sa.Table(
+    "post_authors",
+    metadata,
+    sa.Column("post_id", sa.String(), sa.ForeignKey("posts.id"), primary_key=True),
+    sa.Column("position", sa.Integer(), primary_key=True),
+    sa.Column("profile_id", sa.String(), sa.ForeignKey("profiles.id"), nullable=False),
+    sa.UniqueConstraint("post_id", "profile_id"),
 )
 
 __all__ = [
@@ -132,6 +151,7 @@ __all__ = [
     "journals",
     "media",
     "metadata",
+    "post_authors",
     "posts",
     "profiles",
     "tasks",

@@ -31,6 +31,9 @@ from egregora.database.plan import (
 log = logging.getLogger("alembic.egregora.copy_swap")
 
 ON_VIOLATION_OPTION = "egregora_on_violation"
+#: A list in the migration context's options: where ``fail`` mode collects
+#: violations across every operation of the run (see environment.py).
+VIOLATIONS_OPTION = "egregora_violations"
 
 
 @dataclass
@@ -39,13 +42,15 @@ class Violation:
     rule: Rule
     rows: int
     samples: list[tuple[Any, ...]]
+    revision: str = ""
 
     def describe(self) -> str:
         keys = ", ".join(_sample(s) for s in self.samples)
         more = ", ..." if self.rows > len(self.samples) else ""
+        where = f" [revision {self.revision}]" if self.revision else ""
         return (
             f"{self.rule.kind} {self.rule.name} on {self.table} ({self.rule.expression}): "
-            f"{self.rows} row{'s' if self.rows != 1 else ''} (for example {keys}{more})"
+            f"{self.rows} row{'s' if self.rows != 1 else ''} (for example {keys}{more}){where}"
         )
 
 
@@ -74,7 +79,8 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
     if context.as_sql:
         _run_offline(operations, operation, on_violation, revision)
     else:
-        run_online(operations.get_bind(), operation, on_violation, revision)
+        collector = context.opts.get(VIOLATIONS_OPTION)
+        run_online(operations.get_bind(), operation, on_violation, revision, collector)
 
 
 def _run_offline(
@@ -102,9 +108,20 @@ def _run_offline(
 
 
 def run_online(
-    connection: sa.Connection, operation: CreateCopySwapOp, on_violation: str, revision: str
+    connection: sa.Connection,
+    operation: CreateCopySwapOp,
+    on_violation: str,
+    revision: str,
+    collector: list[Violation] | None = None,
 ) -> list[TableOutcome]:
-    """Plan against the live database, preflight, run, verify. Raises on refusal."""
+    """Plan against the live database, preflight, run, verify. Raises on refusal.
+
+    In ``fail`` mode, violations raise at once, unless a ``collector`` is
+    given: then they are added to it and the rebuild goes on as if
+    quarantining, so that the later operations of the run are judged on the
+    data they would really see. The caller (env.py's run) reports everything
+    collected and rolls the whole run back.
+    """
     name = operation.table.name
     existing = _table_names(connection)
     if name not in existing:
@@ -117,16 +134,29 @@ def run_online(
     if operation.previous is not None:
         _check_previous(operation.previous, previous)
     dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
-    plan = plan_copy_swap(
-        previous,
-        operation.table,
-        dialect=connection.dialect,
-        column_map=operation.column_map,
-        dependents=dependents,
-        on_violation=on_violation,
-        revision=revision,
-    )
+
+    def plan_for(mode: str) -> CopySwapPlan:
+        return plan_copy_swap(
+            previous,
+            operation.table,
+            dialect=connection.dialect,
+            column_map=operation.column_map,
+            dependents=dependents,
+            on_violation=mode,
+            revision=revision,
+        )
+
+    plan = plan_for(on_violation)
     _refuse_breaking_views(connection, previous, operation.table)
+    if plan.on_violation == "fail":
+        raw = connection.connection.driver_connection
+        violations = preflight(raw, plan.rules, revision)
+        if violations and collector is None:
+            raise ConstraintViolations(violation_report(violations))
+        if violations:
+            assert collector is not None
+            collector.extend(violations)
+            plan = plan_for("quarantine")
     return execute_plan(connection, plan)
 
 
@@ -138,10 +168,6 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
     outcomes = {t: TableOutcome(t) for t in plan.tables}
     for table, sql in plan.count_sql.items():
         outcomes[table].rows_before = _scalar(raw, sql)
-    if plan.on_violation == "fail":
-        violations = preflight(raw, plan.rules)
-        if violations:
-            raise ConstraintViolations(_violation_message(plan.table, violations))
     for step in plan.steps:
         started = time.perf_counter()
         if step.phase == "move" and _rejected_count(connection, raw, step.table) == 0:
@@ -176,14 +202,14 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
     return list(outcomes.values())
 
 
-def preflight(raw: Any, rules: Sequence[Rule]) -> list[Violation]:
+def preflight(raw: Any, rules: Sequence[Rule], revision: str = "") -> list[Violation]:
     """Count the rows each rule rejects, with a few sample keys; no change made."""
     found = []
     for rule in rules:
         rows = _scalar(raw, rule.count_sql)
         if rows:
             samples = [tuple(r) for r in raw.execute(rule.sample_sql).fetchall()]
-            found.append(Violation(rule.table, rule, rows, samples))
+            found.append(Violation(rule.table, rule, rows, samples, revision))
     return found
 
 
@@ -283,12 +309,16 @@ def _sample(values: tuple[Any, ...]) -> str:
     return "(" + ", ".join(repr(v) for v in values) + ")" if len(values) > 1 else repr(values[0])
 
 
-def _violation_message(table: str, violations: list[Violation]) -> str:
+def violation_report(violations: Sequence[Violation]) -> str:
+    """One report of every violated constraint, and how to proceed."""
+    total = len(violations)
+    lines = "\n".join(f"  - {v.describe()}" for v in violations)
     return (
-        f"create_copy_swap on {table} refused: existing rows violate the new definition. "
-        + "; ".join(v.describe() for v in violations)
-        + ". Nothing was changed. Fix those rows (or add a column_map that converts them), "
-        "or run with -x on_violation=quarantine to move them to <table>_quarantine."
+        f"Refused: existing rows violate {total} constraint{'s' if total != 1 else ''} "
+        f"the migration would add, so nothing was changed:\n{lines}\n"
+        "To proceed, fix those rows (or give the revision a column_map that converts "
+        "them), or run again with -x on_violation=quarantine to move them to "
+        "<table>_quarantine tables (nothing is deleted)."
     )
 
 
