@@ -122,7 +122,11 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             context.run_migrations()
             if violations:  # raised inside the transaction: everything rolls back
                 raise ConstraintViolations(violation_report(violations))
+    except KeyboardInterrupt:
+        raise MigrationFailed(INTERRUPTED) from None
     except sa.exc.DBAPIError as exc:
+        if "INTERRUPT" in first_line(exc).upper():
+            raise MigrationFailed(INTERRUPTED) from None
         raise MigrationFailed(
             f"The database refused a statement and the migration was rolled back, so the "
             f"database is as it was before: {first_line(exc)}. Fix the revision or the "
@@ -131,6 +135,12 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     finally:
         if connection.in_transaction():
             connection.rollback()
+
+
+INTERRUPTED = (
+    "Interrupted: the migration was rolled back and the database is as it was before. "
+    "Run the command again to migrate."
+)
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:
