@@ -7,6 +7,8 @@ is typed, linted and tested like the rest.
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Iterator
 from logging.config import fileConfig
 from typing import Any
@@ -26,8 +28,10 @@ from egregora.database.errors import (
     first_line,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
+from egregora.database.report import RevisionReport, RunReport
 from egregora.database.toimpl import (
     ON_VIOLATION_OPTION,
+    REPORT_OPTION,
     VIOLATIONS_OPTION,
     Violation,
     violation_report,
@@ -88,6 +92,7 @@ def run_online(context: EnvironmentContext) -> None:
     given = context.config.attributes.get("connection")
     if isinstance(given, sa.Engine):  # pytest-alembic lends an engine
         with given.connect() as connection:
+            _show_progress(connection)
             _migrate(context, connection)
         return
     if given is not None:  # a caller (the Alembic cookbook's way) lends a connection
@@ -96,6 +101,7 @@ def run_online(context: EnvironmentContext) -> None:
     url = resolve_url(context.get_x_argument(as_dictionary=True))
     engine = make_engine(url)
     with _connect(engine, url) as connection:
+        _show_progress(connection)
         _migrate(context, connection)
 
 
@@ -112,16 +118,31 @@ def _connect(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
+class _DryRunDone(Exception):  # noqa: N818  (control flow, never shown)
+    """Raised inside the transaction to roll a dry run back."""
+
+
 def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
+    x_args = context.get_x_argument(as_dictionary=True)
+    dry_run = x_args.get("dry_run", "false").lower() in ("1", "true", "yes", "on")
+    report_path = x_args.get("report")
     violations: list[Violation] = []  # fail mode: every revision's, then one report
+    report = RunReport(dry_run=dry_run, on_violation=x_args.get("on_violation", "fail"))
     options = _configure_kwargs(context)
     options[VIOLATIONS_OPTION] = violations
+    options[REPORT_OPTION] = report
+    options["on_version_apply"] = _RevisionTimer(report)
     context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
             context.run_migrations()
+            report.refused = [v.describe() for v in violations]
+            if dry_run:  # everything ran: report it, then roll it all back
+                raise _DryRunDone
             if violations:  # raised inside the transaction: everything rolls back
                 raise ConstraintViolations(violation_report(violations))
+    except _DryRunDone:
+        sys.stdout.write(report.to_text() + "\n")
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
     except sa.exc.DBAPIError as exc:
@@ -135,6 +156,37 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     finally:
         if connection.in_transaction():
             connection.rollback()
+        if report_path:
+            report.write_json(report_path)
+
+
+class _RevisionTimer:
+    """Alembic's on_version_apply hook: how long each revision took."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        self.last = time.perf_counter()
+
+    def __call__(self, *, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        now = time.perf_counter()
+        revision = step.up_revision_id  # for a downgrade too: the revision undone
+        self.report.revisions.append(
+            RevisionReport(
+                revision=str(revision),
+                direction="upgrade" if step.is_upgrade else "downgrade",
+                seconds=round(now - self.last, 3),
+            )
+        )
+        self.last = now
+
+
+def _show_progress(connection: sa.Connection) -> None:
+    # DuckDB prints its own progress bar to stdout for queries that run longer
+    # than two seconds, and does so by default even into pipes and CI logs.
+    # Show it on a terminal only.
+    enabled = "true" if sys.stdout.isatty() else "false"
+    connection.exec_driver_sql(f"SET enable_progress_bar = {enabled}")
+    connection.commit()  # end the autobegun transaction: Alembic begins its own
 
 
 INTERRUPTED = (

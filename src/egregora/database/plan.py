@@ -103,6 +103,11 @@ class CopySwapPlan:
     rules: tuple[Rule, ...]
     steps: tuple[Step, ...]
     count_sql: Mapping[str, str] = field(default_factory=dict)  # rows now, per table
+    # Tables whose PRIMARY KEY/UNIQUE the plan adds by ALTER TABLE after the
+    # copy. DuckDB 2.0 can't check a FOREIGN KEY against such a key later in
+    # the same transaction (an INTERNAL error that invalidates the database),
+    # so whoever references them in that transaction must re-key them first.
+    deferred_keys: tuple[str, ...] = ()
 
     def statements(self) -> list[str]:
         return [step.sql for step in self.steps]
@@ -123,15 +128,20 @@ def plan_copy_swap(
     dependents: Sequence[sa.Table] = (),
     on_violation: str = "fail",
     revision: str = "unknown",
+    inline_keys: bool = False,
 ) -> CopySwapPlan:
     """Plan the rebuild of ``previous`` into ``target``. Pure: no database access.
 
     ``dependents`` are the current definitions of the tables whose FOREIGN KEYs
     reference the table, directly or through each other; they are rebuilt
-    unchanged, with their rows, after the swap.
+    unchanged, with their rows, after the swap. ``inline_keys`` declares the
+    target's PRIMARY KEY and UNIQUE constraints in CREATE TABLE instead of
+    adding them after the copy (see ``deferred_keys``).
     """
     validate(previous, target, column_map or {}, dependents, on_violation)
     p = _Planner(dialect, previous, target, dict(column_map or {}), list(dependents))
+    if inline_keys:
+        p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
     rules = p.target_rules(mode) + p.dependent_rules(mode)
     steps = p.steps(mode, rules, revision)
@@ -142,6 +152,9 @@ def plan_copy_swap(
         rules=tuple(rules),
         steps=tuple(steps),
         count_sql={t: f"SELECT count(*) FROM {p.q(t)}" for t in (target.name, *p.dep_names)},
+        deferred_keys=tuple(
+            t.name for t in (target, *p.dependents) if _keys(t) and t.name not in p.inline_keys
+        ),
     )
 
 
@@ -213,7 +226,7 @@ def validate(
                     "uses to track rows. Rename that column first (op.alter_column)."
                 )
         for fk in table.foreign_key_constraints:
-            if _referred_table(fk) == table.name:
+            if referred_table(fk) == table.name:
                 raise InvalidOperation(
                     f"create_copy_swap on {target.name}: table {table.name} has a "
                     "self-referencing FOREIGN KEY. DuckDB checks it against the rows as "
@@ -223,7 +236,7 @@ def validate(
     target_columns = set(target.columns.keys())
     for dependent in dependents:
         for fk in dependent.foreign_key_constraints:
-            if _referred_table(fk) != target.name:
+            if referred_table(fk) != target.name:
                 continue
             missing = [c for c in _referred_columns(fk) if c not in target_columns]
             if missing:
@@ -259,7 +272,7 @@ class _Planner:
         # PRIMARY KEY/UNIQUE created in the same transaction. Tables that rebuilt
         # tables reference therefore get their keys inline, in CREATE TABLE.
         self.inline_keys = {
-            _referred_table(fk) for d in self.dependents for fk in d.foreign_key_constraints
+            referred_table(fk) for d in self.dependents for fk in d.foreign_key_constraints
         }
         self.name = target.name
         # DuckDB keeps a FOREIGN KEY registered under the name its table was
@@ -383,7 +396,7 @@ class _Planner:
         for fk in self.target.foreign_key_constraints:
             if untouched and _fk_signature(fk) in old_fks:
                 continue
-            parent = f"(SELECT * FROM {self.q(_referred_table(fk))})"
+            parent = f"(SELECT * FROM {self.q(referred_table(fk))})"
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))
         return rules
 
@@ -393,7 +406,7 @@ class _Planner:
         keys_change = bool(self.changed or self.column_map)
         for dependent in self.dependents:
             for fk in dependent.foreign_key_constraints:
-                parent_name = _referred_table(fk)
+                parent_name = referred_table(fk)
                 if parent_name == self.name:
                     if mode == "fail" and not keys_change:
                         continue  # no parent row is removed and no key value changes
@@ -477,7 +490,7 @@ class _Planner:
     ) -> Rule:
         columns = [c.name for c in fk.columns]
         referred = _referred_columns(fk)
-        parent = _referred_table(fk)
+        parent = referred_table(fk)
         not_null = " AND ".join(f"s.{self.q(c)} IS NOT NULL" for c in columns)
         match = " AND ".join(
             f"p.{self.q(r)} = s.{self.q(c)}" for c, r in zip(columns, referred, strict=True)
@@ -610,7 +623,7 @@ class _Planner:
         scratch = sa.MetaData()
         stubs: dict[str, dict[str, sa.types.TypeEngine[object]]] = {}
         for fk in table.foreign_key_constraints:
-            ref = stubs.setdefault(_referred_table(fk), {})
+            ref = stubs.setdefault(referred_table(fk), {})
             for column, referred in zip(fk.columns, _referred_columns(fk), strict=True):
                 ref[referred] = column.type
         for ref_name, ref_cols in stubs.items():
@@ -631,7 +644,7 @@ class _Planner:
         constraints += [
             sa.ForeignKeyConstraint(
                 [c.name for c in fk.columns],
-                [f"{_referred_table(fk)}.{r}" for r in _referred_columns(fk)],
+                [f"{referred_table(fk)}.{r}" for r in _referred_columns(fk)],
             )
             for fk in table.foreign_key_constraints
         ]
@@ -748,7 +761,7 @@ def _unique_keys(table: sa.Table) -> list[list[str]]:
     return [columns for _, _, columns in _keys(table)]
 
 
-def _referred_table(fk: sa.ForeignKeyConstraint) -> str:
+def referred_table(fk: sa.ForeignKeyConstraint) -> str:
     element = fk.elements[0]
     try:
         return str(element.column.table.name)
@@ -767,7 +780,7 @@ def _referred_columns(fk: sa.ForeignKeyConstraint) -> list[str]:
 
 
 def _fk_signature(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
-    return (tuple(c.name for c in fk.columns), _referred_table(fk), tuple(_referred_columns(fk)))
+    return (tuple(c.name for c in fk.columns), referred_table(fk), tuple(_referred_columns(fk)))
 
 
 def _creation_order(tables: Sequence[sa.Table]) -> list[sa.Table]:
@@ -779,7 +792,7 @@ def _creation_order(tables: Sequence[sa.Table]) -> list[sa.Table]:
             t
             for t in remaining.values()
             if not any(
-                _referred_table(fk) in remaining and _referred_table(fk) != t.name
+                referred_table(fk) in remaining and referred_table(fk) != t.name
                 for fk in t.foreign_key_constraints
             )
         ]

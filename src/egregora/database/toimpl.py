@@ -25,15 +25,20 @@ from egregora.database.plan import (
     CopySwapPlan,
     Rule,
     plan_copy_swap,
+    referred_table,
 )
+from egregora.database.report import RunReport, TableReport, ViolationReport
 
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
 log = logging.getLogger("alembic.egregora.copy_swap")
 
 ON_VIOLATION_OPTION = "egregora_on_violation"
+_DEFERRED = "egregora_deferred_keys"
 #: A list in the migration context's options: where ``fail`` mode collects
 #: violations across every operation of the run (see environment.py).
 VIOLATIONS_OPTION = "egregora_violations"
+#: A RunReport in the migration context's options: filled for dry runs and -x report.
+REPORT_OPTION = "egregora_report"
 
 
 @dataclass
@@ -80,7 +85,8 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
         _run_offline(operations, operation, on_violation, revision)
     else:
         collector = context.opts.get(VIOLATIONS_OPTION)
-        run_online(operations.get_bind(), operation, on_violation, revision, collector)
+        report: RunReport | None = context.opts.get(REPORT_OPTION)
+        run_online(operations.get_bind(), operation, on_violation, revision, collector, report)
 
 
 def _run_offline(
@@ -113,6 +119,7 @@ def run_online(
     on_violation: str,
     revision: str,
     collector: list[Violation] | None = None,
+    report: RunReport | None = None,
 ) -> list[TableOutcome]:
     """Plan against the live database, preflight, run, verify. Raises on refusal.
 
@@ -134,6 +141,14 @@ def run_online(
     if operation.previous is not None:
         _check_previous(operation.previous, previous)
     dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
+    deferred = deferred_keys(connection)
+    parents = {
+        referred_table(fk)
+        for t in (operation.table, *dependents)
+        for fk in t.foreign_key_constraints
+    }
+    for parent in sorted((parents & deferred) - {name}):
+        rekey(connection, parent)
 
     def plan_for(mode: str) -> CopySwapPlan:
         return plan_copy_swap(
@@ -148,16 +163,19 @@ def run_online(
 
     plan = plan_for(on_violation)
     _refuse_breaking_views(connection, previous, operation.table)
-    if plan.on_violation == "fail":
-        raw = connection.connection.driver_connection
-        violations = preflight(raw, plan.rules, revision)
-        if violations and collector is None:
+    violations: list[Violation] = []
+    if plan.on_violation == "fail" or report is not None:  # a dry run reports them too
+        violations = preflight(connection.connection.driver_connection, plan.rules, revision)
+    if plan.on_violation == "fail" and violations:
+        if collector is None:
             raise ConstraintViolations(violation_report(violations))
-        if violations:
-            assert collector is not None
-            collector.extend(violations)
-            plan = plan_for("quarantine")
-    return execute_plan(connection, plan)
+        collector.extend(violations)
+        plan = plan_for("quarantine")
+    outcomes = execute_plan(connection, plan)
+    deferred.update(plan.deferred_keys)
+    if report is not None:
+        report.tables += [_table_report(revision, o, violations) for o in outcomes]
+    return outcomes
 
 
 def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOutcome]:
@@ -202,6 +220,28 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
     return list(outcomes.values())
 
 
+def _table_report(
+    revision: str, outcome: TableOutcome, violations: Sequence[Violation]
+) -> TableReport:
+    return TableReport(
+        revision=revision,
+        table=outcome.table,
+        rows_before=outcome.rows_before,
+        rows_copied=outcome.rows_copied,
+        rows_quarantined=outcome.rows_quarantined,
+        indexes_built=outcome.indexes_built,
+        seconds=round(outcome.seconds, 3),
+        reasons=dict(outcome.reasons),
+        violations=[
+            ViolationReport(
+                v.rule.kind, v.rule.name, v.rule.expression, v.rows, [list(s) for s in v.samples]
+            )
+            for v in violations
+            if v.table == outcome.table
+        ],
+    )
+
+
 def preflight(raw: Any, rules: Sequence[Rule], revision: str = "") -> list[Violation]:
     """Count the rows each rule rejects, with a few sample keys; no change made."""
     found = []
@@ -211,6 +251,34 @@ def preflight(raw: Any, rules: Sequence[Rule], revision: str = "") -> list[Viola
             samples = [tuple(r) for r in raw.execute(rule.sample_sql).fetchall()]
             found.append(Violation(rule.table, rule, rows, samples, revision))
     return found
+
+
+def deferred_keys(connection: sa.Connection) -> set[str]:
+    """Tables whose keys were added by ALTER TABLE in the connection's current transaction."""
+    transaction = connection.get_transaction()
+    held = connection.info.get(_DEFERRED)
+    if held is None or held[0] is not transaction:
+        held = (transaction, set())
+        connection.info[_DEFERRED] = held
+    return held[1]  # type: ignore[no-any-return]
+
+
+def rekey(connection: sa.Connection, name: str) -> None:
+    """Rebuild ``name`` unchanged, with its keys declared in CREATE TABLE.
+
+    DuckDB 2.0 fails with an INTERNAL error (and invalidates the database)
+    when a FOREIGN KEY is checked against a key that ALTER TABLE added to a
+    table created in the same transaction; a key declared in CREATE TABLE
+    works. Called before a rebuild that would reference such a table.
+    """
+    table = reflect(connection, name)
+    dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
+    plan = plan_copy_swap(
+        table, table, dialect=connection.dialect, dependents=dependents, inline_keys=True
+    )
+    log.info("create_copy_swap %s: re-keyed in place (DuckDB FOREIGN KEY limitation)", name)
+    execute_plan(connection, plan)
+    deferred_keys(connection).discard(name)
 
 
 def reflect(connection: sa.Connection, name: str) -> sa.Table:

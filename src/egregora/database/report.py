@@ -1,0 +1,99 @@
+"""What a migration run did (or, in a dry run, would do), for people and for CI.
+
+``alembic -x dry_run=true upgrade head`` runs everything inside a transaction
+on the real file, fills a :class:`RunReport`, and rolls back. The report is
+printed, and written as JSON with ``-x report=PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ViolationReport:
+    kind: str
+    name: str
+    expression: str
+    rows: int
+    samples: list[list[Any]]
+
+
+@dataclass
+class TableReport:
+    revision: str
+    table: str
+    rows_before: int
+    rows_copied: int
+    rows_quarantined: int
+    indexes_built: int
+    seconds: float
+    reasons: dict[str, int] = field(default_factory=dict)
+    violations: list[ViolationReport] = field(default_factory=list)
+
+
+@dataclass
+class RevisionReport:
+    revision: str
+    direction: str
+    seconds: float
+
+
+@dataclass
+class RunReport:
+    dry_run: bool
+    on_violation: str
+    revisions: list[RevisionReport] = field(default_factory=list)
+    tables: list[TableReport] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, float]:
+        return {
+            "rows_copied": sum(t.rows_copied for t in self.tables),
+            "rows_quarantined": sum(t.rows_quarantined for t in self.tables),
+            "indexes_built": sum(t.indexes_built for t in self.tables),
+            "seconds": round(sum(r.seconds for r in self.revisions), 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "totals": self.totals}
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+    def to_text(self) -> str:
+        title = "Dry run (rolled back, nothing was changed)" if self.dry_run else "Migration"
+        lines = [f"{title}, on_violation={self.on_violation}:"]
+        for revision in self.revisions:
+            lines.append(
+                f"  revision {revision.revision} ({revision.direction}): {revision.seconds:.2f} s"
+            )
+            for table in (t for t in self.tables if t.revision.startswith(revision.revision + " ")):
+                lines.append(
+                    f"    {table.table}: {table.rows_copied} rows copied, "
+                    f"{table.rows_quarantined} quarantined, {table.indexes_built} indexes "
+                    f"rebuilt, {table.seconds:.2f} s"
+                )
+                for violation in table.violations:
+                    samples = ", ".join(_sample(s) for s in violation.samples)
+                    lines.append(
+                        f"      {violation.kind} {violation.name} ({violation.expression}): "
+                        f"{violation.rows} rows, for example {samples}"
+                    )
+        totals = self.totals
+        lines.append(
+            f"  total: {totals['rows_copied']} rows copied, {totals['rows_quarantined']} "
+            f"quarantined, {totals['indexes_built']} indexes rebuilt, {totals['seconds']:.2f} s"
+        )
+        if self.refused:
+            lines.append("  the real run would be refused (on_violation=fail):")
+            lines += [f"    - {line}" for line in self.refused]
+        return "\n".join(lines)
+
+
+def _sample(values: list[Any]) -> str:
+    return repr(values[0]) if len(values) == 1 else repr(tuple(values))
