@@ -92,7 +92,7 @@ def run_online(context: EnvironmentContext) -> None:
     given = context.config.attributes.get("connection")
     if isinstance(given, sa.Engine):  # pytest-alembic lends an engine
         with given.connect() as connection:
-            _show_progress(connection)
+            _show_progress(connection, context.get_x_argument(as_dictionary=True))
             _migrate(context, connection)
         return
     if given is not None:  # a caller (the Alembic cookbook's way) lends a connection
@@ -101,7 +101,7 @@ def run_online(context: EnvironmentContext) -> None:
     url = resolve_url(context.get_x_argument(as_dictionary=True))
     engine = make_engine(url)
     with _connect(engine, url) as connection:
-        _show_progress(connection)
+        _show_progress(connection, context.get_x_argument(as_dictionary=True))
         _migrate(context, connection)
 
 
@@ -180,12 +180,26 @@ class _RevisionTimer:
         self.last = now
 
 
-def _show_progress(connection: sa.Connection) -> None:
-    # DuckDB prints its own progress bar to stdout for queries that run longer
-    # than two seconds, and does so by default even into pipes and CI logs.
-    # Show it on a terminal only.
+def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
+    # DuckDB prints its own progress bar (percent and a bar) to stdout for
+    # queries that run longer than progress_bar_time, and does so by default
+    # even into pipes and CI logs. Show it on a terminal only, after two
+    # seconds (-x progress_after_ms=N changes that).
     enabled = "true" if sys.stdout.isatty() else "false"
-    connection.exec_driver_sql(f"SET enable_progress_bar = {enabled}")
+    after = x_args.get("progress_after_ms", "2000")
+    if not after.isdigit():
+        raise InvalidOperation(
+            f"-x progress_after_ms={after} is not a whole number of milliseconds; "
+            "for example -x progress_after_ms=2000 (the default)."
+        )
+    after_ms = int(after)
+    # Neither setting can be global: both are set on the driver's connection,
+    # the one every statement of the run goes through. Setting
+    # progress_bar_time switches the bar on, so it goes first.
+    raw = connection.connection.driver_connection
+    if enabled == "true":
+        raw.execute(f"SET progress_bar_time = {after_ms}")  # type: ignore[union-attr]
+    raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
     connection.commit()  # end the autobegun transaction: Alembic begins its own
 
 
