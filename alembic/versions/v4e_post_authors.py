@@ -63,6 +63,7 @@ def post_authors(keyed: bool) -> sa.Table:
     )
 
 
+REASON = "'post quarantined: see posts_quarantine'"
 PAIRS = (
     "SELECT p.id, a.position, a.profile_id FROM {table} AS p, "
     "unnest(p.authors) WITH ORDINALITY AS a(profile_id, position)"
@@ -73,7 +74,9 @@ def upgrade() -> None:
     plain = post_authors(keyed=False)
     op.create_table(plain.name, *(c._copy() for c in plain.columns))
     op.execute(
-        "INSERT INTO post_authors (post_id, position, profile_id) " + PAIRS.format(table="posts")
+        "INSERT INTO post_authors (post_id, position, profile_id) "
+        + PAIRS.format(table="posts")
+        + " ORDER BY p.id, a.position"
     )
     if (
         not op.get_context().as_sql
@@ -84,11 +87,13 @@ def upgrade() -> None:
             "position INTEGER, profile_id VARCHAR, _quarantine_reason VARCHAR, "
             "_quarantined_at TIMESTAMP WITH TIME ZONE, _quarantine_revision VARCHAR)"
         )
+        # EXCEPT ALL: an upgrade after a downgrade adds only the pairs not there yet
         op.execute(
             "INSERT INTO post_authors_quarantine SELECT q.*, "
-            "'post quarantined: see posts_quarantine', now(), 'v4e upgrade' FROM ("
+            f"{REASON}, now(), 'v4e upgrade' FROM ("
             + PAIRS.format(table="posts_quarantine")
-            + ") AS q"
+            + " EXCEPT ALL SELECT post_id, position, profile_id FROM post_authors_quarantine "
+            f"WHERE _quarantine_reason = {REASON}) AS q"
         )
     op.drop_column("posts", "authors")
     op.create_copy_swap(post_authors(keyed=True), previous=post_authors(keyed=False))

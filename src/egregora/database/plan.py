@@ -451,7 +451,12 @@ class _Planner:
     ) -> Rule:
         cols = self.cols(columns)
         not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
-        order = f"{self.q('created_at')} ASC NULLS LAST, " if self.has_created_at(table) else ""
+        # Which duplicate is kept: the earliest created_at where there is one,
+        # then the lowest primary key (post_authors: the first position), then
+        # the order the rows were stored in.
+        keys = ["created_at"] if self.has_created_at(table) else []
+        keys += [c for c in self.pk_columns(table) if c not in columns]
+        order = "".join(f"{self.q(k)} ASC NULLS LAST, " for k in keys)
         ranked = (
             f"(SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {order}"
             f"{self.q(ROW_ID)}) AS __ccs_rank FROM {{rel}} AS r WHERE {not_null})"
@@ -524,6 +529,9 @@ class _Planner:
         if table == self.name:
             return self.target
         return next(d for d in self.dependents if d.name == table)
+
+    def pk_columns(self, table: str) -> list[str]:
+        return [c.name for c in self.definition(table).primary_key.columns]
 
     def has_created_at(self, table: str) -> bool:
         return "created_at" in self.definition(table).columns
