@@ -219,7 +219,13 @@ def describe_open_error(url: str, exc: BaseException) -> str:
             "given above when DuckDB knows it), then run the command again. Nothing was "
             "changed."
         )
-    if "not a valid DuckDB database file" in detail or "database file" in detail.lower():
+    if "different configuration" in detail:
+        return (
+            f"The database {url!r} is already open in this process with other settings "
+            f"({detail}). Open it with the same settings (the same URL and engine "
+            "options), or run the migration in its own process. Nothing was changed."
+        )
+    if "not a valid DuckDB database file" in detail:
         return (
             f"The file behind {url!r} is not a DuckDB database ({detail}). Point "
             "-x url=... or EGREGORA_DATABASE_URL at an Egregora DuckDB file. Nothing "
