@@ -12,9 +12,9 @@ upgrade: DuckDB refuses two configurations of one file in a process.)
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import sqlalchemy as sa
+
 from alembic import command
 
 from . import legacy
