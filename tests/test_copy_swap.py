@@ -432,3 +432,44 @@ def test_hostile_names_stay_inside_their_quotes(db_path: Path) -> None:
     assert {"keep", name, name + "_quarantine"} <= table_names(db_path)
     quoted = '"' + name.replace('"', '""') + '"'
     assert rows(db_path, f"SELECT * FROM {quoted}") == [("x", "1")]
+
+
+def test_extreme_values_survive_a_round_trip(db_path: Path) -> None:
+    sql(
+        db_path,
+        "CREATE TABLE odd (id VARCHAR, body VARCHAR, tags VARCHAR[], meta JSON, ts TIMESTAMPTZ,"
+        " d DATE)",
+        # the edges of the ranges, infinities, a 2 MB text, deep JSON, NULL everywhere
+        "INSERT INTO odd VALUES"
+        " ('min', '', [], '{}', TIMESTAMPTZ '-infinity', DATE '-infinity'),"
+        " ('max', repeat('𝔘', 500000), [''], '[[[[[[[[[[[[1]]]]]]]]]]]]', TIMESTAMPTZ 'infinity',"
+        "  DATE 'infinity'),"
+        " ('early', '\\\\ \" '' \n\t', [NULL, ''], '{\"a\": {\"b\": {\"c\": [null, true]}}}',"
+        "  TIMESTAMPTZ '0001-01-01 00:00:00+00', DATE '0001-01-01'),"
+        " ('late', 'ok', NULL, 'null', TIMESTAMPTZ '9999-12-31 23:59:59.999999+00',"
+        "  DATE '9999-12-31'),"
+        " (NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    columns = [
+        sa.Column("id", sa.String()),
+        sa.Column("body", sa.String()),
+        sa.Column("tags", sa.ARRAY(sa.String())),
+        sa.Column("meta", sa.JSON()),
+        sa.Column("ts", TZ),
+        sa.Column("d", sa.Date()),
+    ]
+    previous = sa.Table("odd", sa.MetaData(), *(c._copy() for c in columns))
+    target = sa.Table(
+        "odd",
+        sa.MetaData(),
+        *(c._copy() for c in columns),
+        sa.CheckConstraint("length(body) >= 0"),
+        sa.UniqueConstraint("id"),
+    )
+    before = database_digest(db_path)
+    op = CreateCopySwapOp(target, previous=previous)
+    invoke(db_path, op)
+    assert rows(db_path, "SELECT length(body) FROM odd WHERE id = 'max'") == [(500000,)]
+    invoke(db_path, op.reverse())
+    after = database_digest(db_path)
+    assert after["tables"]["odd"][1] == before["tables"]["odd"][1]  # type: ignore[index]
