@@ -21,11 +21,13 @@ from egregora.database.autogenerate import AUTOGENERATE_PLUGINS, process_revisio
 from egregora.database.config import create_engine as make_engine
 from egregora.database.config import parse_url, resolve_url
 from egregora.database.errors import (
+    INTERRUPTED,
     ConstraintViolations,
     DatabaseUnavailable,
     InvalidOperation,
     MigrationFailed,
     first_line,
+    is_interrupt,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
 from egregora.database.report import RevisionReport, RunReport
@@ -145,9 +147,11 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
         sys.stdout.write(report.to_text() + "\n")
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
-    except sa.exc.DBAPIError as exc:
-        if "INTERRUPT" in first_line(exc).upper():
+    except (sa.exc.DBAPIError, RuntimeError) as exc:
+        if is_interrupt(exc):
             raise MigrationFailed(INTERRUPTED) from None
+        if not isinstance(exc, sa.exc.DBAPIError):
+            raise
         raise MigrationFailed(
             f"The database refused a statement and the migration was rolled back, so the "
             f"database is as it was before: {first_line(exc)}. Fix the revision or the "
@@ -201,12 +205,6 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
         raw.execute(f"SET progress_bar_time = {after_ms}")  # type: ignore[union-attr]
     raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
     connection.commit()  # end the autobegun transaction: Alembic begins its own
-
-
-INTERRUPTED = (
-    "Interrupted: the migration was rolled back and the database is as it was before. "
-    "Run the command again to migrate."
-)
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:

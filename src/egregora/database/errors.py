@@ -34,8 +34,23 @@ class MigrationFailed(SchemaError):
     """The database rejected a statement; the transaction was rolled back."""
 
 
+INTERRUPTED = (
+    "Interrupted: the migration was rolled back and the database is as it was before. "
+    "Run the command again to migrate."
+)
+
+
 def first_line(exc: BaseException) -> str:
-    """The informative part of a DB-API error, without SQLAlchemy's trailer."""
+    """The informative part of a DB-API error, without SQLAlchemy's trailer or final period."""
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__
+    return (text.splitlines()[0] if text else type(original).__name__).rstrip(".")
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, however it surfaces: Python's KeyboardInterrupt, or DuckDB's
+    "Query interrupted" (a plain RuntimeError from DuckDB 2.0's Python client,
+    an INTERRUPT error from others), possibly wrapped by SQLAlchemy."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return "interrupted" in first_line(exc).lower()

@@ -17,7 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from egregora.database.errors import ConstraintViolations, InvalidOperation, MigrationFailed
+from egregora.database.errors import (
+    INTERRUPTED,
+    ConstraintViolations,
+    InvalidOperation,
+    MigrationFailed,
+    SchemaError,
+    first_line,
+    is_interrupt,
+)
 from egregora.database.ops import CreateCopySwapOp
 from egregora.database.plan import (
     QUARANTINE_SUFFIX,
@@ -83,10 +91,20 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
     revision = _current_revision()
     if context.as_sql:
         _run_offline(operations, operation, on_violation, revision)
-    else:
-        collector = context.opts.get(VIOLATIONS_OPTION)
-        report: RunReport | None = context.opts.get(REPORT_OPTION)
+        return
+    collector = context.opts.get(VIOLATIONS_OPTION)
+    report: RunReport | None = context.opts.get(REPORT_OPTION)
+    try:
         run_online(operations.get_bind(), operation, on_violation, revision, collector, report)
+    except SchemaError:
+        raise
+    except Exception as exc:  # DuckDB's, SQLAlchemy's: say which operation, roll back
+        if is_interrupt(exc):
+            raise MigrationFailed(INTERRUPTED) from None
+        raise MigrationFailed(
+            f"create_copy_swap on {operation.table.name} failed: {first_line(exc)}. The "
+            "migration was rolled back; the database is unchanged."
+        ) from None
 
 
 def _run_offline(
@@ -195,6 +213,8 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
         try:
             raw.execute(step.sql)
         except Exception as exc:
+            if is_interrupt(exc):
+                raise MigrationFailed(INTERRUPTED) from None
             raise MigrationFailed(_step_failure(plan, step.table, exc)) from None
         outcome = outcomes[step.table]
         outcome.seconds += time.perf_counter() - started
@@ -391,8 +411,6 @@ def violation_report(violations: Sequence[Violation]) -> str:
 
 
 def _step_failure(plan: CopySwapPlan, table: str, exc: BaseException) -> str:
-    from egregora.database.errors import first_line
-
     return (
         f"create_copy_swap on {plan.table} failed while rebuilding {table}: "
         f"{first_line(exc)}. The migration was rolled back; the database is unchanged."
