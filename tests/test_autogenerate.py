@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,10 +201,7 @@ def test_model_change(case: str, tmp_path: Path) -> None:
 
 def test_no_false_differences_at_head(db_url: str, upgrade) -> None:
     upgrade("head")
-    cfg = alembic_cfg(db_url)
-    started = time.perf_counter()
-    command.check(cfg)
-    assert time.perf_counter() - started < 5  # the benchmark measures it properly
+    command.check(alembic_cfg(db_url))  # benchmarks/autogenerate.py measures its speed
 
 
 def test_generated_revision_runs_offline_and_its_sql_runs(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from egregora.database.errors import InvalidOperation
+from egregora.database.sqltext import normalize_sql
 
 OnViolation = Literal["fail", "quarantine"]
 #: A column_map value: SQL text over the old row, or an expression such as
@@ -851,6 +852,4 @@ def _unquoted(sql: str) -> str:
 
 
 def _norm(sql: str) -> str:
-    from egregora.database.sqltext import normalize_sql
-
     return normalize_sql(sql)

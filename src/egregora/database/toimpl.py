@@ -204,10 +204,14 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
     outcomes = {t: TableOutcome(t) for t in plan.tables}
     for table, sql in plan.count_sql.items():
         outcomes[table].rows_before = _scalar(raw, sql)
+    rejected: dict[str, int] = {}  # per table, counted once
     for step in plan.steps:
         started = time.perf_counter()
-        if step.phase == "move" and _rejected_count(connection, raw, step.table) == 0:
-            continue  # no row of this table is quarantined: no quarantine table needed
+        if step.phase == "move":
+            if step.table not in rejected:
+                rejected[step.table] = _rejected_count(connection, raw, step.table)
+            if rejected[step.table] == 0:
+                continue  # no row of this table is quarantined: no quarantine table needed
         if step.phase == "finish":
             _collect_quarantined(raw, preparer.quote(REJECTED), outcomes)
         try:
