@@ -388,17 +388,20 @@ class _Planner:
                     f"NOT ({expression})",
                 )
             )
-        old_keys = {tuple(k) for k in _unique_keys(self.previous)}
-        for kind, name, columns in _keys(self.target):
-            if untouched and tuple(columns) in old_keys:
-                continue
-            rules.append(self.unique_rule(self.name, kind, name, columns, src))
+        # Orphans before duplicates: in quarantine mode each rule sees only the
+        # rows earlier rules kept, so a duplicate group whose first row is an
+        # orphan keeps its next, valid row.
         old_fks = {_fk_signature(fk) for fk in self.previous.foreign_key_constraints}
         for fk in self.target.foreign_key_constraints:
             if untouched and _fk_signature(fk) in old_fks:
                 continue
             parent = f"(SELECT * FROM {self.q(referred_table(fk))})"
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))
+        old_keys = {tuple(k) for k in _unique_keys(self.previous)}
+        for kind, name, columns in _keys(self.target):
+            if untouched and tuple(columns) in old_keys:
+                continue
+            rules.append(self.unique_rule(self.name, kind, name, columns, src))
         return rules
 
     def dependent_rules(self, mode: OnViolation) -> list[Rule]:
@@ -568,6 +571,10 @@ class _Planner:
         #    later), or into a plain stash when the table has FOREIGN KEYs
         select = ", ".join(f"{value} AS {self.q(c)}" for c, (value, _) in self.values.items())
         source = f"SELECT {select} FROM {self.q(name)}{self.not_rejected(name, quarantine)}"
+        steps += [
+            Step("copy", name, f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
+            for sequence in self.implicit_sequences(self.target)
+        ]
         if self.stash_target:
             steps.append(Step("stash", name, f"CREATE TABLE {self.q(staged)} AS {source}"))
         else:
@@ -604,6 +611,20 @@ class _Planner:
         if quarantine:
             steps.append(Step("finish", name, f"DROP TABLE {self.q(REJECTED)}"))
         return steps
+
+    def implicit_sequences(self, table: sa.Table) -> list[str]:
+        """The sequences duckdb-sqlalchemy backs an integer primary key with.
+
+        Its CREATE TABLE creates them; a table made another way has none, so
+        the rebuild creates any that are missing (as the dialect would).
+        """
+        from duckdb_sqlalchemy import _implicit_sequence_ddl_name
+
+        return [
+            _implicit_sequence_ddl_name(self.preparer, c)
+            for c in table.columns
+            if _implicit_sequence(c)
+        ]
 
     def not_rejected(self, table: str, quarantine: bool) -> str:
         if not quarantine:
