@@ -52,3 +52,8 @@ def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 
 def table_names(path: Path) -> set[str]:
     return {r[0] for r in rows(path, "SELECT table_name FROM duckdb_tables()")}
+
+
+def version(path: Path) -> list[str]:
+    """The revisions stamped in ``alembic_version``."""
+    return [r[0] for r in rows(path, "SELECT version_num FROM alembic_version")]

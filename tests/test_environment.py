@@ -13,30 +13,15 @@ from egregora.database.config import DEFAULT_URL, resolve_url
 
 from . import legacy
 from .conftest import alembic_cfg, database_digest, run_cli
+from .copy_swap_helpers import table_names, version
 
 V3_TABLES = {"posts", "profiles", "media", "journals", "tasks", "annotations"}
 
 
-def _tables(path: Path) -> set[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    finally:
-        con.close()
-
-
-def _version(path: Path) -> list[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return [r[0] for r in con.execute("SELECT version_num FROM alembic_version").fetchall()]
-    finally:
-        con.close()
-
-
 def test_empty_database_up_to_head_and_back_to_base(db_path: Path, upgrade, downgrade) -> None:
     upgrade("v3")
-    assert _tables(db_path) == V3_TABLES | {"alembic_version"}
-    assert _version(db_path) == ["v3"]
+    assert table_names(db_path) == V3_TABLES | {"alembic_version"}
+    assert version(db_path) == ["v3"]
     con = duckdb.connect(str(db_path), read_only=True)
     stored = dict(con.execute("SELECT table_name, sql FROM duckdb_tables()").fetchall())
     views = [
@@ -52,8 +37,8 @@ def test_empty_database_up_to_head_and_back_to_base(db_path: Path, upgrade, down
     assert views == ["documents_view"]
     upgrade("head")
     downgrade("base")
-    assert _tables(db_path) == {"alembic_version"}
-    assert _version(db_path) == []
+    assert table_names(db_path) == {"alembic_version"}
+    assert version(db_path) == []
 
 
 def test_check_is_clean_at_head(db_url: str, upgrade) -> None:
@@ -88,7 +73,7 @@ def test_legacy_database_is_adopted_without_touching_a_row(
     before = database_digest(db_path)
     upgrade("v3")
     after = database_digest(db_path)
-    assert _version(db_path) == ["v3"]
+    assert version(db_path) == ["v3"]
     after["tables"].pop("alembic_version")  # type: ignore[attr-defined]
     assert after["tables"] == before["tables"]
     assert "documents_view" in after["views"]  # type: ignore[operator]
@@ -141,7 +126,7 @@ def test_changed_check_expression_is_refused(db_path: Path, upgrade) -> None:
     con.close()
     with pytest.raises(CommandError, match=r"posts lacks CHECK \(status in .*'archived'"):
         upgrade("head")
-    assert "alembic_version" not in _tables(db_path)
+    assert "alembic_version" not in table_names(db_path)
 
 
 def test_url_precedence_unit() -> None:
@@ -163,7 +148,7 @@ def test_url_precedence_on_the_command_line(tmp_path: Path) -> None:
     assert (tmp_path / "from_env.duckdb").exists()
     result = run_cli("-x", "url=duckdb:///from_x.duckdb", "upgrade", "head", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert _version(tmp_path / "from_x.duckdb") == ["v3"] or _version(tmp_path / "from_x.duckdb")
+    assert version(tmp_path / "from_x.duckdb") == ["v4f"]
     # offline mode honours the same URL resolution: the SQL is DuckDB's dialect
     sql = run_cli("upgrade", "head", "--sql", cwd=tmp_path, env=env)
     assert sql.returncode == 0, sql.stderr

@@ -37,6 +37,7 @@ import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swa
 
 from . import legacy
 from .conftest import ALEMBIC_INI, database_digest, run_cli
+from .copy_swap_helpers import table_names, version
 
 V3_TABLES = ("posts", "profiles", "media", "journals", "tasks", "annotations")
 #: Rows per big table (profiles get a tenth). About 3-5 s of ``upgrade head``
@@ -152,7 +153,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     result = run_cli("-x", f"url=duckdb:///{path}", "upgrade", "v3", cwd=path.parent)
     adopted = time.perf_counter()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _version(path) == ["v3"]
+    assert version(path) == ["v3"]
     assert not path.with_name(path.name + ".wal").exists()
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -183,22 +184,6 @@ def db(scenario: Scenario, tmp_path: Path) -> Path:
     return path
 
 
-def _version(path: Path) -> list[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return [r[0] for r in con.execute("SELECT version_num FROM alembic_version").fetchall()]
-    finally:
-        con.close()
-
-
-def _all_tables(path: Path) -> set[str]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    finally:
-        con.close()
-
-
 def _head() -> str:
     head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
     assert head is not None
@@ -207,10 +192,10 @@ def _head() -> str:
 
 def _assert_unchanged(path: Path, scenario: Scenario) -> None:
     """The file is the scenario file, table for table, row for row, still at v3."""
-    leftovers = sorted(t for t in _all_tables(path) if "__ccs" in t or "quarantine" in t)
+    leftovers = sorted(t for t in table_names(path) if "__ccs" in t or "quarantine" in t)
     assert leftovers == [], f"temporary tables left in the file: {leftovers}"
     assert database_digest(path) == scenario.digest
-    assert _version(path) == ["v3"]
+    assert version(path) == ["v3"]
     # and DuckDB can open it for writing again (replaying a WAL, if one was left)
     con = duckdb.connect(str(path))
     try:
@@ -228,8 +213,8 @@ def _assert_upgrades_cleanly(path: Path, scenario: Scenario) -> float:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"upgrade head failed after {seconds:.1f} s:\n{output[-4000:]}"
     assert "Traceback" not in output
-    assert _version(path) == [_head()]
-    assert [t for t in _all_tables(path) if "__ccs" in t or "quarantine" in t] == []
+    assert version(path) == [_head()]
+    assert [t for t in table_names(path) if "__ccs" in t or "quarantine" in t] == []
     con = duckdb.connect(str(path), read_only=True)
     try:
         for table in V3_TABLES:
@@ -536,7 +521,7 @@ def test_out_of_room_fails_and_changes_nothing(
         or ("failed to allocate" in message)
     ), message
     assert database_digest(path) == big_file.digest
-    assert not [t for t in _all_tables(path) if "__ccs" in t]
+    assert not [t for t in table_names(path) if "__ccs" in t]
     con = duckdb.connect(str(path))  # opens for writing again
     con.close()
     assert database_digest(path) == big_file.digest
