@@ -35,6 +35,22 @@ NAMING_CONVENTION: Final = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+#: ``Table.info`` key of the append-only tables: rows are inserted, never
+#: updated or deleted ("updates are new versions"). Which tables, and why:
+#:
+#: - journals: a journal is the log of one time window, written when the
+#:   window closes; a correction is a new journal.
+#: - annotations: comments and notes; an edit is a new annotation whose
+#:   parent is the old one (parent_type 'annotation').
+#:
+#: Not append-only, because the application changes their rows in place:
+#: posts (draft -> published -> archived), tasks (pending -> processing ->
+#: completed/failed/superseded), profiles (update_profile tasks rewrite them),
+#: media (enrich_media fills phash and media_type later) and post_authors
+#: (a post's authors can change). Enforced by triggers on PostgreSQL
+#: (revision v4g) and by an opt-in engine guard on DuckDB (guard.py).
+APPEND_ONLY: Final = "append_only"
+
 TZ_TIMESTAMP = sa.TIMESTAMP(timezone=True)
 TEXT_LIST = sa.ARRAY(sa.String())
 
@@ -100,6 +116,7 @@ journals = sa.Table(
     sa.Column("window_start", TZ_TIMESTAMP),
     sa.Column("window_end", TZ_TIMESTAMP),
     sa.CheckConstraint("window_end >= window_start", name="window_order"),
+    info={APPEND_ONLY: True},
 )
 
 tasks = sa.Table(
@@ -127,6 +144,7 @@ annotations = sa.Table(
     sa.Column("parent_type", sa.String()),
     sa.Column("author_id", sa.String(), sa.ForeignKey("profiles.id")),
     sa.CheckConstraint(_one_of("parent_type", ANNOTATION_PARENT_TYPES), name="parent_type"),
+    info={APPEND_ONLY: True},
 )
 
 #: The authors of a post, in order. DuckDB can't reference the elements of a
@@ -140,8 +158,15 @@ post_authors = sa.Table(
     sa.UniqueConstraint("post_id", "profile_id"),
 )
 
+#: The append-only tables, by name, in dependency order.
+APPEND_ONLY_TABLES: Final = tuple(
+    table.name for table in metadata.sorted_tables if table.info.get(APPEND_ONLY)
+)
+
 __all__ = [
     "ANNOTATION_PARENT_TYPES",
+    "APPEND_ONLY",
+    "APPEND_ONLY_TABLES",
     "MEDIA_TYPES",
     "NAMING_CONVENTION",
     "POST_STATUSES",
