@@ -17,6 +17,8 @@ from alembic.config import Config
 
 from alembic import command
 
+from tests import pg_server as pg_server_module
+
 ROOT = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = ROOT / "alembic.ini"
 
@@ -112,3 +114,23 @@ def alembic_engine(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"duckdb:///{tmp_path / 'pytest_alembic.duckdb'}")
     yield engine
     engine.dispose()
+
+
+# PostgreSQL: one real server per session (tests/pg_server.py), a database per test.
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg_server_module.PostgresServer]:
+    try:
+        server = pg_server_module.start()
+    except pg_server_module.NoServer as exc:
+        if os.environ.get(pg_server_module.REQUIRED_ENV):
+            pytest.fail(f"PostgreSQL tests need a server and none could start: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg_server_module.PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    return pg_server.create_database(name)

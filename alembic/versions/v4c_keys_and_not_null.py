@@ -43,8 +43,9 @@ def _document(name: str, keyed: bool, *extra: sa.SchemaItem) -> sa.Table:
     )
 
 
-def _one_of(column: str, *values: str) -> sa.CheckConstraint:
-    return sa.CheckConstraint(sa.column(column).in_(values), name=column)
+def _one_of(table: str, column: str, *values: str) -> sa.CheckConstraint:
+    # named as the baseline names it: PostgreSQL keeps constraint names
+    return sa.CheckConstraint(sa.column(column).in_(values), name=f"chk_{table}_{column}")
 
 
 def posts(keyed: bool) -> sa.Table:
@@ -58,7 +59,7 @@ def posts(keyed: bool) -> sa.Table:
         sa.Column("authors", sa.ARRAY(sa.String())),
         sa.Column("tags", sa.ARRAY(sa.String())),
         sa.Column("status", sa.String(), nullable=not keyed),
-        _one_of("status", "draft", "published", "archived"),
+        _one_of("posts", "status", "draft", "published", "archived"),
     )
 
 
@@ -84,7 +85,7 @@ def media(keyed: bool) -> sa.Table:
         sa.Column("mime_type", sa.String()),
         sa.Column("media_type", sa.String()),
         sa.Column("phash", sa.String()),
-        _one_of("media_type", "image", "video", "audio"),
+        _one_of("media", "media_type", "image", "video", "audio"),
     )
 
 
@@ -106,7 +107,7 @@ def annotations(keyed: bool) -> sa.Table:
         sa.Column("parent_id", sa.String()),
         sa.Column("parent_type", sa.String()),
         sa.Column("author_id", sa.String()),
-        _one_of("parent_type", "message", "post", "annotation"),
+        _one_of("annotations", "parent_type", "message", "post", "annotation"),
     )
 
 
@@ -121,8 +122,8 @@ def tasks(keyed: bool) -> sa.Table:
         sa.Column("created_at", TZ, nullable=not keyed),
         sa.Column("processed_at", TZ),
         sa.Column("error", sa.String()),
-        _one_of("status", "pending", "processing", "completed", "failed", "superseded"),
-        _one_of("task_type", "generate_banner", "update_profile", "enrich_media"),
+        _one_of("tasks", "status", "pending", "processing", "completed", "failed", "superseded"),
+        _one_of("tasks", "task_type", "generate_banner", "update_profile", "enrich_media"),
         *([sa.PrimaryKeyConstraint("task_id", name="pk_tasks")] if keyed else []),
     )
 

@@ -104,7 +104,8 @@ def downgrade() -> None:
     op.add_column("posts", sa.Column("authors", sa.ARRAY(sa.String())))
     op.execute(
         "UPDATE posts SET authors = pa.authors FROM (SELECT post_id, "
-        "list(profile_id ORDER BY position) AS authors FROM post_authors GROUP BY post_id) AS pa "
+        "array_agg(profile_id ORDER BY position) AS authors FROM post_authors GROUP BY post_id) "
+        "AS pa "
         "WHERE posts.id = pa.post_id"
     )
     op.drop_table("post_authors")

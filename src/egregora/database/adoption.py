@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.schema import CreateTable
 
-from egregora.database.catalog import canonical_shapes, describe_differences, snapshot, table_names
+from egregora.database.catalog import (
+    canonical_shapes,
+    describe_differences,
+    inspected_shapes,
+    scratch_shapes,
+    snapshot,
+    table_names,
+)
 from egregora.database.errors import AdoptionRefused
 
 log = logging.getLogger(__name__)
@@ -33,13 +40,19 @@ def create_or_adopt(
     if context.as_sql:
         _create(op, baseline, views, existing_views=set())
         return
-    raw = op.get_bind().connection.driver_connection
-    existing = table_names(raw) - {VERSION_TABLE}
-    views_present = _view_names(raw)
+    bind = op.get_bind()
+    if bind.dialect.name == "duckdb":
+        raw = bind.connection.driver_connection
+        existing = table_names(raw) - {VERSION_TABLE}
+        views_present = _view_names(raw)
+    else:
+        inspector = sa.inspect(bind)
+        existing = set(inspector.get_table_names()) - {VERSION_TABLE}
+        views_present = set(inspector.get_view_names())
     if not existing:
         _create(op, baseline, views, existing_views=set())
         return
-    problems = baseline_differences(raw, baseline, existing)
+    problems = baseline_differences(bind, baseline, existing)
     if problems:
         raise AdoptionRefused(
             "This database has tables but no alembic_version, and they do not match the "
@@ -58,10 +71,21 @@ def create_or_adopt(
     _create_views(op, views, views_present)
 
 
-def baseline_differences(raw: object, baseline: sa.MetaData, existing: set[str]) -> list[str]:
-    """What keeps the tables ``existing`` from being exactly ``baseline``."""
-    expected = canonical_shapes(baseline.tables.values())
-    actual = snapshot(raw, existing)
+def baseline_differences(
+    bind: sa.Connection, baseline: sa.MetaData, existing: set[str]
+) -> list[str]:
+    """What keeps the tables ``existing`` from being exactly ``baseline``.
+
+    Both sides are spelled by the database itself: DuckDB canonicalizes the
+    baseline in a scratch in-memory database, a server in a rolled-back
+    scratch schema.
+    """
+    if bind.dialect.name == "duckdb":
+        expected = canonical_shapes(baseline.tables.values())
+        actual = snapshot(bind.connection.driver_connection, existing)
+    else:
+        expected = scratch_shapes(bind, baseline.tables.values())
+        actual = inspected_shapes(bind, existing)
     problems = [f"table {name} is missing" for name in sorted(expected.keys() - existing)]
     problems += [f"table {name} is not part of it" for name in sorted(existing - expected.keys())]
     for name in sorted(expected.keys() & existing):

@@ -1,4 +1,7 @@
-"""What DuckDB's catalog says about tables, in a comparable form.
+"""What a database's catalog says about tables, in a comparable form.
+
+On DuckDB the catalog functions are read directly; on other databases
+(PostgreSQL) SQLAlchemy's inspector reads them (:func:`inspected_shapes`).
 
 DuckDB renames constraints (``CONSTRAINT chk_x CHECK`` is stored as
 ``<table>_<col>_check``) and rewrites expressions in its own spelling
@@ -130,6 +133,76 @@ def canonical_shapes(tables: Iterable[sa.Table]) -> dict[str, TableShape]:
         return snapshot(scratch, [t.name for t in ordered])
     finally:
         scratch.close()
+
+
+def inspected_shapes(
+    connection: sa.Connection, names: Iterable[str], schema: str | None = None
+) -> dict[str, TableShape]:
+    """The shape of each table ``names``, read through SQLAlchemy's inspector.
+
+    For databases without DuckDB's catalog functions. Constraint names are
+    left out, as on DuckDB: tables are compared by what they enforce.
+    """
+    inspector = sa.inspect(connection)
+    dialect = connection.dialect
+    shapes: dict[str, TableShape] = {}
+    for name in names:
+        columns = tuple(
+            ColumnShape(
+                c["name"],
+                str(c["type"].compile(dialect=dialect)),
+                bool(c["nullable"]),
+                _norm(c.get("default")),
+            )
+            for c in inspector.get_columns(name, schema=schema)
+        )
+        constraints = {
+            ConstraintShape("CHECK", (), _norm(str(c["sqltext"])))
+            for c in inspector.get_check_constraints(name, schema=schema)
+        }
+        pk = inspector.get_pk_constraint(name, schema=schema)
+        if pk and pk.get("constrained_columns"):
+            constraints.add(ConstraintShape("PRIMARY KEY", tuple(pk["constrained_columns"])))
+        constraints |= {
+            ConstraintShape("UNIQUE", tuple(u["column_names"]))
+            for u in inspector.get_unique_constraints(name, schema=schema)
+        }
+        constraints |= {
+            ConstraintShape(
+                "FOREIGN KEY",
+                tuple(f["constrained_columns"]),
+                referenced_table=f["referred_table"],
+                referenced_columns=tuple(f["referred_columns"]),
+            )
+            for f in inspector.get_foreign_keys(name, schema=schema)
+        }
+        shapes[name] = TableShape(name, columns, frozenset(constraints))
+    return shapes
+
+
+#: Where :func:`scratch_shapes` creates definitions, inside a savepoint.
+SCRATCH_SCHEMA = "egregora_scratch"
+
+
+def scratch_shapes(connection: sa.Connection, tables: Iterable[sa.Table]) -> dict[str, TableShape]:
+    """The shapes a server database stores for these metadata tables.
+
+    The counterpart of :func:`canonical_shapes` for PostgreSQL, whose DDL is
+    transactional: the tables are created in a scratch schema inside a
+    savepoint, read back, and rolled back, so the server spells CHECK
+    expressions and defaults its own way, and nothing remains.
+    """
+    ordered = sa.schema.sort_tables(list(tables))
+    scratch = sa.MetaData()
+    for table in ordered:
+        table.to_metadata(scratch, schema=SCRATCH_SCHEMA)
+    savepoint = connection.begin_nested()
+    try:
+        connection.execute(sa.schema.CreateSchema(SCRATCH_SCHEMA))
+        scratch.create_all(connection)
+        return inspected_shapes(connection, [t.name for t in ordered], schema=SCRATCH_SCHEMA)
+    finally:
+        savepoint.rollback()
 
 
 def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:

@@ -1,4 +1,4 @@
-"""What ``alembic/env.py`` runs: online and offline migrations on DuckDB.
+"""What ``alembic/env.py`` runs: online and offline migrations, on DuckDB or PostgreSQL.
 
 Kept in the package, so that ``env.py`` stays a two-line file and this logic
 is typed, linted and tested like the rest.
@@ -30,6 +30,9 @@ from egregora.database.errors import (
     is_interrupt,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
+
+#: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
+ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 from egregora.database.report import RevisionReport, RunReport
 from egregora.database.toimpl import (
     ON_VIOLATION_OPTION,
@@ -137,6 +140,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
+            _allow_rewrite(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
             if dry_run:  # everything ran: report it, then roll it all back
@@ -164,6 +168,18 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             report.write_json(report_path)
 
 
+def _allow_rewrite(connection: sa.Connection) -> None:
+    """Let this migration's transaction rewrite rows of append-only tables.
+
+    On PostgreSQL, revision v4g's triggers refuse UPDATE and DELETE on the
+    append-only tables unless the transaction-local setting
+    ``egregora.allow_rewrite`` is on; migrations that quarantine rows or fill
+    columns need it. ``set_config(..., true)`` ends with the transaction.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
+
+
 class _RevisionTimer:
     """Alembic's on_version_apply hook: how long each revision took."""
 
@@ -185,6 +201,8 @@ class _RevisionTimer:
 
 
 def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
+    if connection.dialect.name != "duckdb":
+        return  # a DuckDB feature; a server reports progress in its own views
     # DuckDB prints its own progress bar (percent and a bar) to stdout for
     # queries that run longer than progress_bar_time, and does so by default
     # even into pipes and CI logs. Show it on a terminal only, after two

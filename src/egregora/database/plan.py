@@ -66,12 +66,21 @@ class Rule:
 
     def guard_sql(self, dialect: sa.Dialect) -> str:
         """Offline ``fail`` mode: a statement that errors when rows violate the rule."""
-        message = _literal(
-            dialect,
+        text = (
             f"create_copy_swap refused: rows of {self.table} violate {self.reason}. "
-            "Nothing was changed; fix the data or run with -x on_violation=quarantine.",
+            "Nothing was changed; fix the data or run with -x on_violation=quarantine."
         )
-        return f"SELECT error({message}) FROM ({self.count_sql}) AS v(n) WHERE n > 0"
+        if dialect.name == "duckdb":
+            message = _literal(dialect, text)
+            return f"SELECT error({message}) FROM ({self.count_sql}) AS v(n) WHERE n > 0"
+        # PostgreSQL has no error() function: a DO block raises instead
+        # (% is RAISE's placeholder, so it is doubled; $$ can't occur in names
+        # the preparer quotes, nor in our generated SQL).
+        message = _literal(dialect, text.replace("%", "%%"))
+        return (
+            f"DO $$ BEGIN IF ({self.count_sql}) > 0 THEN RAISE EXCEPTION {message}; "
+            "END IF; END $$"
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +148,13 @@ def plan_copy_swap(
     target's PRIMARY KEY and UNIQUE constraints in CREATE TABLE instead of
     adding them after the copy (see ``deferred_keys``).
     """
-    validate(previous, target, column_map or {}, dependents, on_violation)
-    p = _Planner(dialect, previous, target, dict(column_map or {}), list(dependents))
+    validate(previous, target, column_map or {}, dependents, on_violation, dialect.name)
+    planner = _Planner
+    if dialect.name != "duckdb":  # a server that can ALTER constraints in place
+        from egregora.database.inplace import InPlacePlanner
+
+        planner = InPlacePlanner
+    p = planner(dialect, previous, target, dict(column_map or {}), list(dependents))
     if inline_keys:
         p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
@@ -154,7 +168,9 @@ def plan_copy_swap(
         steps=tuple(steps),
         count_sql={t: f"SELECT count(*) FROM {p.q(t)}" for t in (target.name, *p.dep_names)},
         deferred_keys=tuple(
-            t.name for t in (target, *p.dependents) if _keys(t) and t.name not in p.inline_keys
+            t.name
+            for t in (target, *p.dependents)
+            if p.defers_keys and _keys(t) and t.name not in p.inline_keys
         ),
     )
 
@@ -165,6 +181,7 @@ def validate(
     column_map: Mapping[str, ColumnMapValue],
     dependents: Sequence[sa.Table],
     on_violation: str,
+    dialect_name: str = "duckdb",
 ) -> None:
     """Refuse arguments that can't work, before anything is planned or run."""
     if on_violation not in ON_VIOLATION_CHOICES:
@@ -218,7 +235,7 @@ def validate(
                 f"column_map={{{column.name!r}: '<SQL over the old row>'}} or a "
                 "server_default."
             )
-    for table in (previous, target, *dependents):
+    for table in (previous, target, *dependents) if dialect_name == "duckdb" else ():
         for column in table.columns:
             if column.name.lower() == "rowid":
                 raise InvalidOperation(
@@ -252,6 +269,9 @@ def validate(
 class _Planner:
     """The SQL text of one plan; every identifier goes through the preparer."""
 
+    #: whether keys are added by ALTER after the copy (see CopySwapPlan.deferred_keys)
+    defers_keys = True
+
     def __init__(
         self,
         dialect: sa.Dialect,
@@ -276,6 +296,16 @@ class _Planner:
             referred_table(fk) for d in self.dependents for fk in d.foreign_key_constraints
         }
         self.name = target.name
+        # How rows are told apart while the plan runs: DuckDB's rowid, or
+        # PostgreSQL's ctid (stable within the transaction: no row is updated
+        # before the rejected ones are moved). Only DuckDB has TRY(...), which
+        # turns a failed conversion into NULL, so only DuckDB can report (or
+        # quarantine) rows whose values don't convert; elsewhere a failed
+        # conversion fails the migration, which is rolled back.
+        duckdb = dialect.name == "duckdb"
+        self.row_id = "rowid" if duckdb else "ctid"
+        self.row_id_type = "BIGINT" if duckdb else "TID"
+        self.can_try = duckdb
         # DuckDB keeps a FOREIGN KEY registered under the name its table was
         # created with: a table created as t__ccs_new with a FOREIGN KEY and
         # renamed to t in the same transaction leaves its parent believing
@@ -311,6 +341,9 @@ class _Planner:
             return value
         return str(self.ddl.sql_compiler.process(value, include_table=False, literal_binds=True))
 
+    def try_(self, value: str) -> str:
+        return f"TRY({value})" if self.can_try else value
+
     def type_sql(self, type_: sa.types.TypeEngine[object]) -> str:
         return str(self.dialect.type_compiler_instance.process(type_))
 
@@ -327,9 +360,9 @@ class _Planner:
         ``safe`` wraps conversions in TRY(...), so that a failed cast reads as
         NULL here and is reported by its own rule instead of aborting.
         """
-        items = [f"rowid AS {self.q(ROW_ID)}"]
+        items = [f"{self.row_id} AS {self.q(ROW_ID)}"]
         for name, (value, converted) in self.values.items():
-            items.append(f"{f'TRY({value})' if safe and converted else value} AS {self.q(name)}")
+            items.append(f"{self.try_(value) if safe and converted else value} AS {self.q(name)}")
         return f"(SELECT {', '.join(items)} FROM {self.q(self.name)})"
 
     def survivors(self, table: str, relation: str) -> str:
@@ -339,7 +372,7 @@ class _Planner:
         )
 
     def rows_of(self, table: str) -> str:
-        return f"(SELECT rowid AS {self.q(ROW_ID)}, * FROM {self.q(table)})"
+        return f"(SELECT {self.row_id} AS {self.q(ROW_ID)}, * FROM {self.q(table)})"
 
     # -- rules ------------------------------------------------------------------
 
@@ -348,11 +381,12 @@ class _Planner:
         src = self.source()
         old = {c.name: c for c in self.previous.columns}
         untouched = not self.changed and not self.column_map
-        for name in self.changed:
+        for name in self.changed if self.can_try else ():
             value, _ = self.values[name]
             predicate = f"TRY(({value}) IS NULL) IS NULL"
-            raw = f"(SELECT rowid AS {self.q(ROW_ID)}, * FROM {self.q(self.name)})"
-            rules.append(self.rule(self.name, "conversion", name, value, raw, predicate))
+            rules.append(
+                self.rule(self.name, "conversion", name, value, self.rows_of(self.name), predicate)
+            )
         for column in self.target.columns:
             if column.nullable or column.name not in self.values:
                 continue
@@ -360,7 +394,7 @@ class _Planner:
             if was is not None and not was.nullable and column.name not in self.changed:
                 continue
             predicate = f"{self.q(column.name)} IS NULL"
-            if column.name in self.changed:  # a failed conversion is its own rule
+            if column.name in self.changed and self.can_try:  # a failed conversion: own rule
                 value, _ = self.values[column.name]
                 predicate += f" AND TRY(({value}) IS NULL) IS NOT NULL"
             rules.append(
@@ -415,7 +449,7 @@ class _Planner:
                     if mode == "fail" and not keys_change:
                         continue  # no parent row is removed and no key value changes
                     planned = self.source()
-                    final = f"(SELECT * FROM {self.q(self.staged)})"
+                    final = self.final_target()
                 elif parent_name in self.dep_names:
                     if mode == "fail":
                         continue  # unchanged rows of an unchanged, enforced reference
@@ -426,6 +460,10 @@ class _Planner:
                     self.fk_rule(dependent.name, fk, self.rows_of(dependent.name), planned, final)
                 )
         return rules
+
+    def final_target(self) -> str:
+        """The target's rows as dependents will see them: the new table."""
+        return f"(SELECT * FROM {self.q(self.staged)})"
 
     def rule(
         self, table: str, kind: str, name: str, expression: str, relation: str, predicate: str
@@ -562,7 +600,7 @@ class _Planner:
                     "quarantine",
                     name,
                     f"CREATE TEMPORARY TABLE {self.q(REJECTED)} "
-                    "(tbl VARCHAR, rid BIGINT, reason VARCHAR)",
+                    f"(tbl VARCHAR, rid {self.row_id_type}, reason VARCHAR)",
                 )
             )
             steps += [Step("quarantine", name, r.reject_sql) for r in rules if r.table == name]
@@ -630,7 +668,7 @@ class _Planner:
         if not quarantine:
             return ""
         return (
-            f" WHERE rowid NOT IN (SELECT rid FROM {self.q(REJECTED)} "
+            f" WHERE {self.row_id} NOT IN (SELECT rid FROM {self.q(REJECTED)} "
             f"WHERE tbl = {_literal(self.dialect, table)})"
         )
 
@@ -761,7 +799,7 @@ class _Planner:
                 f"INSERT INTO {qname} ({self.cols(names)}) SELECT "
                 f"{self.cols(previous.columns.keys(), 'o.')}, r.reason, now(), "
                 f"{_literal(self.dialect, revision)} FROM {self.q(name)} AS o "
-                f"JOIN {rejected} AS r ON o.rowid = r.rid",
+                f"JOIN {rejected} AS r ON o.{self.row_id} = r.rid",
             ),
         ]
 

@@ -40,6 +40,8 @@ from egregora.database.report import RunReport, TableReport, ViolationReport
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
 log = logging.getLogger("alembic.egregora.copy_swap")
 
+#: DuckDB rebuilds the table (plan.py); PostgreSQL alters it in place (inplace.py).
+SUPPORTED_DIALECTS = ("duckdb", "postgresql")
 ON_VIOLATION_OPTION = "egregora_on_violation"
 _DEFERRED = "egregora_deferred_keys"
 #: A list in the migration context's options: where ``fail`` mode collects
@@ -82,11 +84,11 @@ class TableOutcome:
 def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> None:
     context = operations.migration_context
     on_violation = operation.on_violation or context.opts.get(ON_VIOLATION_OPTION) or "fail"
-    if context.dialect.name != "duckdb":
+    if context.dialect.name not in SUPPORTED_DIALECTS:
         raise InvalidOperation(
-            f"create_copy_swap on {operation.table.name} is for DuckDB, whose ALTER TABLE "
-            f"can't add or drop constraints; on {context.dialect.name} use Alembic's plain "
-            "operations (autogenerate emits them there)."
+            f"create_copy_swap on {operation.table.name} runs on DuckDB (a rebuild) and "
+            f"PostgreSQL (ALTER in place), not on {context.dialect.name}. Use Alembic's "
+            "plain operations there."
         )
     revision = _current_revision()
     if context.as_sql:
@@ -165,7 +167,7 @@ def run_online(
         for t in (operation.table, *dependents)
         for fk in t.foreign_key_constraints
     }
-    for parent in sorted((parents & deferred) - {name}):
+    for parent in sorted((parents & deferred) - {name}):  # DuckDB only: see rekey
         rekey(connection, parent)
 
     def plan_for(mode: str) -> CopySwapPlan:
@@ -311,11 +313,7 @@ def reflect(connection: sa.Connection, name: str) -> sa.Table:
 
 def referencing_closure(connection: sa.Connection, name: str) -> list[str]:
     """Tables whose FOREIGN KEYs reference ``name``, directly or through each other."""
-    raw = connection.connection.driver_connection
-    edges = raw.execute(  # type: ignore[union-attr]
-        "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
-        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
-    ).fetchall()
+    edges = _foreign_key_edges(connection)
     found: list[str] = []
     frontier = [name]
     while frontier:
@@ -340,8 +338,8 @@ def _check_previous(given: sa.Table, actual: sa.Table) -> None:
 def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target: sa.Table) -> None:
     """Refuse before any change when a view reads a column the rebuild drops."""
     dropped = set(previous.columns.keys()) - set(target.columns.keys())
-    if not dropped:
-        return
+    if not dropped or connection.dialect.name != "duckdb":
+        return  # PostgreSQL itself refuses to drop a column a view reads
     raw = connection.connection.driver_connection
     views = raw.execute(  # type: ignore[union-attr]
         "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"
@@ -365,7 +363,28 @@ def _words(sql: str) -> set[str]:
     return {(quoted.replace('""', '"') or bare).lower() for quoted, bare in pairs}
 
 
+def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
+    """(table, referenced table) of every FOREIGN KEY in the current schema."""
+    if connection.dialect.name != "duckdb":
+        inspector = sa.inspect(connection)
+        return sorted(
+            {
+                (table, fk["referred_table"])
+                for (_, table), fks in inspector.get_multi_foreign_keys().items()
+                for fk in fks
+            }
+        )
+    raw = connection.connection.driver_connection
+    rows = raw.execute(  # type: ignore[union-attr]
+        "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
+        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
+    ).fetchall()
+    return [(str(t), str(r)) for t, r in rows]
+
+
 def _table_names(connection: sa.Connection) -> set[str]:
+    if connection.dialect.name != "duckdb":
+        return set(sa.inspect(connection).get_table_names())
     raw = connection.connection.driver_connection
     rows = raw.execute(  # type: ignore[union-attr]
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() "
@@ -387,7 +406,7 @@ def _collect_quarantined(raw: Any, rejected: str, outcomes: dict[str, TableOutco
     for table, count in rows:
         outcomes[table].rows_quarantined = int(count)
     for table, reason, count in raw.execute(
-        f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY ALL"
+        f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY 1, 2"
     ).fetchall():
         outcomes[table].reasons[reason] = int(count)
 

@@ -1,0 +1,282 @@
+"""Planning ``create_copy_swap`` on PostgreSQL: the same rules, altered in place.
+
+PostgreSQL's ``ALTER TABLE`` can add and drop every kind of constraint, so
+nothing is copied. The plan keeps what the DuckDB rebuild promises (the same
+rules, the same preflight, ``fail`` or ``quarantine``, the same report) and
+changes the table where it stands:
+
+- quarantine: the rows the rules reject are copied to ``<table>_quarantine``
+  and deleted, children before parents, before any constraint is added;
+- columns are added, filled from ``column_map``, converted (``USING``) and
+  dropped; a ``column_map`` entry that only renames becomes ``RENAME COLUMN``;
+- CHECK and FOREIGN KEY constraints are added ``NOT VALID`` and then
+  validated (``VALIDATE CONSTRAINT`` scans under a weaker lock and never
+  rewrites the table); PRIMARY KEY and UNIQUE build their index.
+
+Constraints are matched by name, as PostgreSQL keeps them: a CHECK whose
+expression changes needs a new name. Unnamed CHECKs are matched by text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex
+
+from egregora.database.plan import (
+    REJECTED,
+    OnViolation,
+    Rule,
+    Step,
+    _checks,
+    _fk_signature,
+    _keys,
+    _literal,
+    _norm,
+    _Planner,
+    _referred_columns,
+    referred_table,
+)
+
+_BARE_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+class InPlacePlanner(_Planner):
+    """A :class:`_Planner` whose steps alter the table instead of rebuilding it."""
+
+    defers_keys = False  # PostgreSQL checks FOREIGN KEYs against any key
+
+    def final_target(self) -> str:
+        # the table stays where it is: its rows, minus those rejected
+        return self.survivors(self.name, self.source())
+
+    def steps(self, mode: OnViolation, rules: list[Rule], revision: str) -> list[Step]:
+        steps: list[Step] = []
+        quarantine = mode == "quarantine"
+        tables = [self.previous, *self.dependents]
+        if quarantine:
+            steps.append(
+                Step(
+                    "quarantine",
+                    self.name,
+                    f"CREATE TEMPORARY TABLE {self.q(REJECTED)} "
+                    f"(tbl VARCHAR, rid {self.row_id_type}, reason VARCHAR)",
+                )
+            )
+            steps += [Step("quarantine", r.table, r.reject_sql) for r in rules]
+            for table in tables:
+                steps += self.quarantine_steps(table, revision)
+            # children first: a parent row goes only once nothing references it
+            for table in reversed(tables):
+                steps.append(
+                    Step(
+                        "move",
+                        table.name,
+                        f"DELETE FROM {self.q(table.name)} WHERE {self.row_id} IN "
+                        f"(SELECT rid FROM {self.q(REJECTED)} "
+                        f"WHERE tbl = {_literal(self.dialect, table.name)})",
+                    )
+                )
+        steps += self.alter_steps()
+        if quarantine:
+            steps.append(Step("finish", self.name, f"DROP TABLE {self.q(REJECTED)}"))
+        return steps
+
+    # -- the ALTER statements ---------------------------------------------------
+
+    def alter(self, clause: str) -> str:
+        return f"ALTER TABLE {self.q(self.name)} {clause}"
+
+    def alter_steps(self) -> list[Step]:
+        previous, target = self.previous, self.target
+        old = {c.name: c for c in previous.columns}
+        new = {c.name: c for c in target.columns}
+        step = self.step
+        steps: list[Step] = []
+
+        # 1. constraints and indexes that go away, before columns change
+        old_fks = {_fk_signature(fk): fk for fk in previous.foreign_key_constraints}
+        new_fks = {_fk_signature(fk): fk for fk in target.foreign_key_constraints}
+        dropped_checks, added_checks = self.check_changes()
+        old_keys = {(kind, tuple(cols)): name for kind, name, cols in self.reflected_keys()}
+        new_keys = {(kind, tuple(cols)): name for kind, name, cols in _keys(target)}
+        for signature in old_fks.keys() - new_fks.keys():
+            steps.append(step("alter", self.drop_constraint(old_fks[signature])))
+        steps += [step("alter", f"DROP CONSTRAINT {self.q(name)}") for name in dropped_checks]
+        # UNIQUE before the PRIMARY KEY; a key other tables reference can't go
+        # (PostgreSQL refuses and the migration rolls back, with its message)
+        for key in sorted(old_keys.keys() - new_keys.keys(), reverse=True):
+            steps.append(step("alter", f"DROP CONSTRAINT {self.q(old_keys[key])}"))
+        new_indexes = {str(i.name) for i in target.indexes}
+        for index in sorted(previous.indexes, key=lambda i: str(i.name)):
+            if str(index.name) not in new_indexes:
+                steps.append(Step("alter", self.name, f"DROP INDEX {self.q(str(index.name))}"))
+
+        # 2. columns: renamed, added and filled, converted, dropped
+        renames = self.renames(old, new)
+        for source, dest in renames.items():
+            steps.append(step("alter", f"RENAME COLUMN {self.q(source)} TO {self.q(dest)}"))
+        added = [c for c in target.columns if c.name not in old and c.name not in renames.values()]
+        for column in added:
+            steps.append(step("alter", f"ADD COLUMN {self.column_sql(column)}"))
+        fills = [c.name for c in added if c.name in self.column_map]
+        if fills:
+            assignments = ", ".join(f"{self.q(c)} = {self.values[c][0]}" for c in fills)
+            steps.append(Step("alter", self.name, f"UPDATE {self.q(self.name)} SET {assignments}"))
+        for name in target.columns.keys():
+            if name in old and name in self.changed:
+                value, _ = self.values[name]
+                type_sql = self.type_sql(new[name].type)
+                steps.append(
+                    step("alter", f"ALTER COLUMN {self.q(name)} TYPE {type_sql} USING {value}")
+                )
+        for name in old:
+            if name not in new and name not in renames:
+                steps.append(step("alter", f"DROP COLUMN {self.q(name)}"))
+
+        # 3. nullability and defaults of the columns that stay
+        for column in target.columns:
+            was = old.get(column.name)
+            if was is None:
+                was = old.get(_key_for(renames, column.name))
+            if was is None:
+                if not column.nullable:
+                    steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL"))
+                continue
+            if was.nullable and not column.nullable:
+                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL"))
+            elif not was.nullable and column.nullable and not column.primary_key:
+                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP NOT NULL"))
+            default = column.server_default
+            if isinstance(default, sa.DefaultClause):
+                steps.append(
+                    step(
+                        "alter",
+                        f"ALTER COLUMN {self.q(column.name)} SET DEFAULT {self.default_sql(column)}",
+                    )
+                )
+            elif default is None and was.server_default is not None:
+                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP DEFAULT"))
+
+        # 4. keys, then CHECKs and FOREIGN KEYs: added NOT VALID, then validated
+        for key in sorted(new_keys.keys() - old_keys.keys()):
+            kind, columns = key
+            steps.append(
+                step(
+                    "index",
+                    f"ADD CONSTRAINT {self.q(new_keys[key])} {kind} ({self.cols(columns)})",
+                )
+            )
+        for name, check in added_checks:
+            steps.append(
+                step(
+                    "alter",
+                    f"ADD CONSTRAINT {self.q(name)} CHECK ({self.check_sql(check)}) NOT VALID",
+                )
+            )
+            steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
+        for signature in sorted(new_fks.keys() - old_fks.keys(), key=repr):
+            fk = new_fks[signature]
+            name = self.fk_name(fk)
+            columns = [c.name for c in fk.columns]
+            steps.append(
+                step(
+                    "alter",
+                    f"ADD CONSTRAINT {self.q(name)} FOREIGN KEY ({self.cols(columns)}) "
+                    f"REFERENCES {self.q(referred_table(fk))} "
+                    f"({self.cols(_referred_columns(fk))}){self.fk_actions(fk)} NOT VALID",
+                )
+            )
+            steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
+        old_indexes = {str(i.name) for i in previous.indexes}
+        for index in sorted(target.indexes, key=lambda i: str(i.name)):
+            if str(index.name) not in old_indexes:
+                steps.append(
+                    Step("index", self.name, str(CreateIndex(index).compile(dialect=self.dialect)))
+                )
+        steps += [s for s in self.finish_steps(target) if s.phase == "comment"]
+        return steps
+
+    def step(self, phase: str, clause: str) -> Step:
+        return Step(phase, self.name, self.alter(clause))  # type: ignore[arg-type]
+
+    # -- matching old and new definitions --------------------------------------
+
+    def check_changes(self) -> tuple[list[str], list[tuple[str, sa.CheckConstraint]]]:
+        """(names of CHECKs to drop, (name, CHECK) to add): matched by name, else by text."""
+        old = {self.check_name(c, i): c for i, c in enumerate(_checks(self.previous))}
+        old_text = {_norm(self.check_sql(c)): name for name, c in old.items()}
+        kept: set[str] = set()
+        added: list[tuple[str, sa.CheckConstraint]] = []
+        for index, check in enumerate(_checks(self.target)):
+            if check.name is not None and str(check.name) in old:
+                kept.add(str(check.name))
+                continue
+            same_text = old_text.get(_norm(self.check_sql(check)))
+            if check.name is None and same_text is not None:
+                kept.add(same_text)
+                continue
+            added.append((self.check_name(check, index), check))
+        return sorted(old.keys() - kept), added
+
+    def check_name(self, check: sa.CheckConstraint, index: int) -> str:
+        return str(check.name) if check.name is not None else f"chk_{self.name}_{index + 1}"
+
+    def reflected_keys(self) -> list[tuple[str, str, list[str]]]:
+        """The previous keys, named as the database names them."""
+        keys = _keys(self.previous)
+        pk_name = self.previous.primary_key.name
+        if keys and keys[0][0] == "PRIMARY KEY" and pk_name is None:
+            keys[0] = ("PRIMARY KEY", f"{self.name}_pkey", keys[0][2])  # PostgreSQL's default
+        return keys
+
+    def fk_name(self, fk: sa.ForeignKeyConstraint) -> str:
+        columns = "_".join(c.name for c in fk.columns)
+        return str(fk.name or f"fk_{self.name}_{columns}_{referred_table(fk)}")
+
+    def drop_constraint(self, fk: sa.ForeignKeyConstraint) -> str:
+        return f"DROP CONSTRAINT {self.q(self.fk_name(fk))}"
+
+    def fk_actions(self, fk: sa.ForeignKeyConstraint) -> str:
+        actions = ""
+        if fk.ondelete:
+            actions += f" ON DELETE {fk.ondelete}"
+        if fk.onupdate:
+            actions += f" ON UPDATE {fk.onupdate}"
+        return actions
+
+    def renames(self, old: dict[str, sa.Column[object]], new: dict[str, sa.Column[object]]) -> dict[str, str]:
+        """column_map entries that only move an old column to a new name, same type."""
+        found: dict[str, str] = {}
+        for dest, value in self.column_map.items():
+            if dest in old or not isinstance(value, str):
+                continue
+            match = _BARE_NAME.match(value)
+            source = match.group(1) if match else None
+            if (
+                source in old
+                and source not in new
+                and source not in found
+                and self.type_sql(old[source].type) == self.type_sql(new[dest].type)
+            ):
+                found[source] = dest
+        return found
+
+    def column_sql(self, column: sa.Column[object]) -> str:
+        sql = f"{self.q(column.name)} {self.type_sql(column.type)}"
+        if isinstance(column.server_default, sa.DefaultClause):
+            sql += f" DEFAULT {self.default_sql(column)}"
+        return sql
+
+    def default_sql(self, column: sa.Column[object]) -> str:
+        default = column.server_default
+        assert isinstance(default, sa.DefaultClause)
+        arg = default.arg
+        if isinstance(arg, str):
+            return _literal(self.dialect, arg)
+        return str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
+
+
+def _key_for(mapping: dict[str, str], value: str) -> str:
+    return next((k for k, v in mapping.items() if v == value), "")
