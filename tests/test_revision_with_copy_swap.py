@@ -20,7 +20,7 @@ REVISION = '''
 """journals: a title that is not empty
 
 Revision ID: t1
-Revises: v4f
+Revises: v4g
 """
 import sqlalchemy as sa
 from alembic import op
@@ -28,7 +28,7 @@ from alembic import op
 import egregora.database.migrations  # noqa: F401
 
 revision = "t1"
-down_revision = "v4f"
+down_revision = "v4g"
 branch_labels = None
 depends_on = None
 
@@ -92,7 +92,7 @@ def _journals(path: Path) -> None:
 def test_upgrade_downgrade_round_trip_keeps_every_row(
     scripts: Path, db_path: Path, db_url: str
 ) -> None:
-    command.upgrade(_cfg(scripts, db_url), "v4f")
+    command.upgrade(_cfg(scripts, db_url), "v4g")
     _journals(db_path)
     sql(db_path, "UPDATE journals SET title = 'w3' WHERE id = 'j3'")
     before = database_digest(db_path)
@@ -103,7 +103,7 @@ def test_upgrade_downgrade_round_trip_keeps_every_row(
             db_path,
             "INSERT INTO journals (id, created_at, title) VALUES ('x', now(), '')",
         )
-    command.downgrade(_cfg(scripts, db_url), "v4f")
+    command.downgrade(_cfg(scripts, db_url), "v4g")
     after = database_digest(db_path)
     assert after["tables"]["journals"][1] == before["tables"]["journals"][1]  # type: ignore[index]
     assert after == before
@@ -112,7 +112,7 @@ def test_upgrade_downgrade_round_trip_keeps_every_row(
 def test_upgrade_refuses_then_quarantines_with_x_option(
     scripts: Path, db_path: Path, db_url: str
 ) -> None:
-    command.upgrade(_cfg(scripts, db_url), "v4f")
+    command.upgrade(_cfg(scripts, db_url), "v4g")
     _journals(db_path)
     before = database_digest(db_path)
     result = run_cli("-x", f"url={db_url}", "upgrade", "head", cwd=db_path.parent, ini=scripts)
@@ -160,13 +160,13 @@ def test_unknown_on_violation_is_refused(scripts: Path, db_url: str) -> None:
 
 def test_offline_sql_runs_on_a_fresh_database(scripts: Path, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'offline.duckdb'}"
-    result = run_cli("-x", f"url={url}", "upgrade", "v4f:head", "--sql", cwd=tmp_path, ini=scripts)
+    result = run_cli("-x", f"url={url}", "upgrade", "v4g:head", "--sql", cwd=tmp_path, ini=scripts)
     assert result.returncode == 0, result.stderr
     script = result.stdout
     assert "CREATE TABLE journals__ccs_new" in script and "SELECT error(" in script
     assert not (tmp_path / "offline.duckdb").exists()
     path = tmp_path / "fresh.duckdb"
-    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4f")
+    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4g")
     _journals(path)
     sql(path, "DELETE FROM journals WHERE id = 'j3'")
     con = duckdb.connect(str(path))
@@ -182,10 +182,10 @@ def test_offline_sql_runs_on_a_fresh_database(scripts: Path, tmp_path: Path) -> 
 def test_offline_sql_guard_stops_on_violating_rows(scripts: Path, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'x.duckdb'}"
     script = run_cli(
-        "-x", f"url={url}", "upgrade", "v4f:head", "--sql", cwd=tmp_path, ini=scripts
+        "-x", f"url={url}", "upgrade", "v4g:head", "--sql", cwd=tmp_path, ini=scripts
     ).stdout
     path = tmp_path / "fresh.duckdb"
-    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4f")
+    command.upgrade(_cfg(scripts, f"duckdb:///{path}"), "v4g")
     _journals(path)
     before = database_digest(path)
     con = duckdb.connect(str(path))

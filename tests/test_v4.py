@@ -278,7 +278,7 @@ def test_cli_refusal_prints_the_report_without_a_traceback(messy: MessyV3, tmp_p
 
 
 def test_quarantine_upgrade_reaches_head_without_leftovers(upgraded: Path) -> None:
-    assert query(upgraded, "SELECT version_num FROM alembic_version") == [("v4f",)]
+    assert query(upgraded, "SELECT version_num FROM alembic_version") == [("v4g",)]
     names = tables(upgraded)
     assert {f"{t}_quarantine" for t in V3_TABLES} | {"post_authors", "post_authors_quarantine"} <= (
         names

@@ -30,9 +30,6 @@ from egregora.database.errors import (
     is_interrupt,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
-
-#: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
-ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 from egregora.database.report import RevisionReport, RunReport
 from egregora.database.toimpl import (
     ON_VIOLATION_OPTION,
@@ -41,6 +38,9 @@ from egregora.database.toimpl import (
     Violation,
     violation_report,
 )
+
+#: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
+ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 
 
 def include_object(
