@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from alembic.config import Config
 
 from alembic import command
-
 from tests import pg_server as pg_server_module
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -70,8 +70,15 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(
-            [*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.directory / "data"),
-             "-m", "immediate", "stop"],
+            [
+                *self.run_as,
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
             timeout=60,
         )
@@ -99,12 +106,34 @@ def start() -> PostgresServer:
             message = (done.stderr or done.stdout).strip().splitlines()
             raise NoServer(f"{Path(args[0]).name} failed: {message[-1] if message else '?'}")
 
-    run(str(binaries / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8",
-        "--no-sync", "--locale=C")
+    run(
+        str(binaries / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        USER,
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--locale=C",
+    )
     options = (
         f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=40"
     )
-    run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
-        "-l", str(directory / "server.log"), "-w", "-t", "60", "start")
+    run(
+        str(binaries / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(directory / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     return PostgresServer(directory, port, binaries, run_as)

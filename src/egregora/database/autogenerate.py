@@ -14,6 +14,9 @@ two steps, through Alembic's documented extension points:
   ``op.create_copy_swap`` carrying the complete target and previous
   definitions. Other dialects keep Alembic's plain operations.
 
+On PostgreSQL, which keeps constraint names, CHECKs are compared by name
+and PRIMARY KEYs as on DuckDB; the operations stay Alembic's plain ones.
+
 Rendering of the new operation lives in :mod:`egregora.database.render`.
 """
 
@@ -83,6 +86,43 @@ def compare_check_constraints(
     return PriorityDispatchResult.CONTINUE
 
 
+def compare_named_check_constraints(
+    autogen_context: AutogenContext,
+    modify_table_ops: ops.ModifyTableOps,
+    schema: str | None,
+    tname: str,
+    conn_table: sa.Table | None,
+    metadata_table: sa.Table | None,
+) -> PriorityDispatchResult:
+    """Add/drop CHECK operations on a database that keeps constraint names (PostgreSQL).
+
+    Alembic does not compare CHECK constraints at all. PostgreSQL keeps their
+    names, and the metadata names every CHECK through its naming convention,
+    so they are matched by name: a CHECK whose expression changes needs a new
+    name to be seen (PostgreSQL respells expressions, so text can't be
+    compared reliably).
+    """
+    if conn_table is None or metadata_table is None or autogen_context.connection is None:
+        return PriorityDispatchResult.CONTINUE
+    inspector = sa.inspect(autogen_context.connection)
+    have = {str(c["name"]) for c in inspector.get_check_constraints(tname, schema=schema)}
+    want = {
+        str(c.name): c
+        for c in metadata_table.constraints
+        if isinstance(c, sa.CheckConstraint) and c.name is not None
+    }
+    stub = sa.Table(tname, sa.MetaData(), schema=schema)  # leaves conn_table as reflected
+    for name in sorted(have - want.keys()):
+        constraint = sa.CheckConstraint(sa.text("true"), name=name)
+        stub.append_constraint(constraint)
+        modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(constraint))
+        log.info("Detected removed CHECK %s on table %r", name, tname)
+    for name in sorted(want.keys() - have):
+        modify_table_ops.ops.append(ops.AddConstraintOp.from_constraint(want[name]))
+        log.info("Detected added CHECK %s on table %r", name, tname)
+    return PriorityDispatchResult.CONTINUE
+
+
 def compare_primary_key(
     autogen_context: AutogenContext,
     modify_table_ops: ops.ModifyTableOps,
@@ -146,8 +186,16 @@ def canonical_check_expressions(
 
 
 def setup(plugin: Plugin) -> None:
+    for dialect in ("duckdb", "postgresql"):
+        plugin.add_autogenerate_comparator(
+            compare_primary_key, "table", "primarykey", qualifier=dialect
+        )
     plugin.add_autogenerate_comparator(
-        compare_primary_key, "table", "primarykey", qualifier="duckdb"
+        compare_named_check_constraints,
+        "table",
+        "checkconstraints",
+        qualifier="postgresql",
+        priority=DispatchPriority.MEDIUM,
     )
     plugin.add_autogenerate_comparator(
         compare_check_constraints,

@@ -124,7 +124,7 @@ class InPlacePlanner(_Planner):
         if fills:
             assignments = ", ".join(f"{self.q(c)} = {self.values[c][0]}" for c in fills)
             steps.append(Step("alter", self.name, f"UPDATE {self.q(self.name)} SET {assignments}"))
-        for name in target.columns.keys():
+        for name in target.columns:
             if name in old and name in self.changed:
                 value, _ = self.values[name]
                 type_sql = self.type_sql(new[name].type)
@@ -150,22 +150,20 @@ class InPlacePlanner(_Planner):
                 steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP NOT NULL"))
             default = column.server_default
             if isinstance(default, sa.DefaultClause):
+                default_sql = self.default_sql(column)
                 steps.append(
-                    step(
-                        "alter",
-                        f"ALTER COLUMN {self.q(column.name)} SET DEFAULT {self.default_sql(column)}",
-                    )
+                    step("alter", f"ALTER COLUMN {self.q(column.name)} SET DEFAULT {default_sql}")
                 )
             elif default is None and was.server_default is not None:
                 steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP DEFAULT"))
 
         # 4. keys, then CHECKs and FOREIGN KEYs: added NOT VALID, then validated
         for key in sorted(new_keys.keys() - old_keys.keys()):
-            kind, columns = key
+            kind, key_columns = key
             steps.append(
                 step(
                     "index",
-                    f"ADD CONSTRAINT {self.q(new_keys[key])} {kind} ({self.cols(columns)})",
+                    f"ADD CONSTRAINT {self.q(new_keys[key])} {kind} ({self.cols(key_columns)})",
                 )
             )
         for name, check in added_checks:
@@ -246,7 +244,9 @@ class InPlacePlanner(_Planner):
             actions += f" ON UPDATE {fk.onupdate}"
         return actions
 
-    def renames(self, old: dict[str, sa.Column[object]], new: dict[str, sa.Column[object]]) -> dict[str, str]:
+    def renames(
+        self, old: dict[str, sa.Column[object]], new: dict[str, sa.Column[object]]
+    ) -> dict[str, str]:
         """column_map entries that only move an old column to a new name, same type."""
         found: dict[str, str] = {}
         for dest, value in self.column_map.items():

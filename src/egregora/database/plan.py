@@ -78,8 +78,7 @@ class Rule:
         # the preparer quotes, nor in our generated SQL).
         message = _literal(dialect, text.replace("%", "%%"))
         return (
-            f"DO $$ BEGIN IF ({self.count_sql}) > 0 THEN RAISE EXCEPTION {message}; "
-            "END IF; END $$"
+            f"DO $$ BEGIN IF ({self.count_sql}) > 0 THEN RAISE EXCEPTION {message}; END IF; END $$"
         )
 
 

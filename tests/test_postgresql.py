@@ -1,0 +1,425 @@
+"""The same history on PostgreSQL: a real server (tests/pg_server.py), the same messy data.
+
+The messy legacy V3 database of tests/messy.py is built in DuckDB and loaded,
+row for row and in the same storage order, into PostgreSQL. Both engines are
+then migrated, and what each keeps, quarantines and refuses is compared.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+
+from alembic import command
+from egregora.database import schemas
+from egregora.database.catalog import describe_differences, inspected_shapes, scratch_shapes
+from egregora.database.errors import AdoptionRefused, ConstraintViolations
+
+from . import legacy
+from .conftest import alembic_cfg, run_cli
+from .messy import V3_TABLES, MessyV3, build_v3
+from .pg_server import PostgresServer
+from .test_autogenerate import _cfg, _metadata, _project
+
+HEAD_TABLES = {t.name for t in schemas.metadata.sorted_tables}
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    parsed = sa.engine.make_url(url)
+    return psycopg.connect(
+        host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database
+    )
+
+
+def pg_sql(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements in one transaction; the rows of the last one."""
+    with connect(url) as con:
+        result: list[tuple[Any, ...]] = []
+        for statement in statements:
+            cursor = con.execute(statement)  # type: ignore[arg-type]
+            result = cursor.fetchall() if cursor.description else []
+        return result
+
+
+def load_v3(duck: Path, url: str) -> None:
+    """The legacy DDL on PostgreSQL, and every row of ``duck`` in its storage order."""
+    source = duckdb.connect(str(duck), read_only=True)
+    try:
+        with connect(url) as con:
+            legacy.create(con)
+            for table in V3_TABLES:
+                cursor = source.execute(f"SELECT * FROM {table}")
+                columns = ", ".join(f'"{d[0]}"' for d in cursor.description)  # type: ignore[union-attr]
+                with con.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in cursor.fetchall():
+                        copy.write_row(row)
+    finally:
+        source.close()
+
+
+def _value(column: str, value: Any) -> Any:
+    if column == "payload" and value is not None:  # JSON: text from DuckDB, parsed from psycopg
+        return json.dumps(json.loads(value) if isinstance(value, str) else value, sort_keys=True)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, list):
+        return tuple(value)
+    if column == "task_id" and value is not None:
+        return str(value)
+    return value
+
+
+def contents(url: str) -> dict[str, Counter[tuple[Any, ...]]]:
+    """Every table's rows (quarantine tables without the time they were moved)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            names = sa.inspect(connection).get_table_names()
+            found = {}
+            for name in names:
+                if name == "alembic_version":
+                    continue
+                result = connection.execute(sa.text(f'SELECT * FROM "{name}"'))
+                keys = [k for k in result.keys() if k != "_quarantined_at"]  # noqa: SIM118
+                found[name] = Counter(
+                    tuple((k, _value(k, row[k])) for k in sorted(keys)) for row in result.mappings()
+                )
+            return found
+    finally:
+        engine.dispose()
+
+
+def version(url: str) -> list[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return []
+            query = sa.text("SELECT version_num FROM alembic_version")
+            return list(connection.execute(query).scalars())
+    finally:
+        engine.dispose()
+
+
+def violation_lines(exc: BaseException) -> list[str]:
+    return sorted(line for line in str(exc).splitlines() if line.startswith("  - "))
+
+
+# -- the messy database on both engines -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory: pytest.TempPathFactory) -> MessyV3:
+    return build_v3(tmp_path_factory.mktemp("pgv3") / "messy-v3.duckdb")
+
+
+@pytest.fixture(scope="module")
+def migrated(
+    messy: MessyV3, pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Both engines: the refusal, then a quarantine upgrade to head and a downgrade to v3."""
+    folder = tmp_path_factory.mktemp("duck")
+    duck = folder / "db.duckdb"
+    shutil.copy(messy.path, duck)
+    duck_url = f"duckdb:///{duck}"
+    pg_url = pg_server.create_database("messy_both")
+    load_v3(messy.path, pg_url)
+    out: dict[str, Any] = {"before": {"duckdb": contents(duck_url), "pg": contents(pg_url)}}
+    for engine, url in (("duckdb", duck_url), ("pg", pg_url)):
+        with pytest.raises(ConstraintViolations) as refused:
+            command.upgrade(alembic_cfg(url), "head")
+        out.setdefault("refused", {})[engine] = violation_lines(refused.value)
+        out.setdefault("after refusal", {})[engine] = (contents(url), version(url))
+        command.upgrade(alembic_cfg(url, on_violation="quarantine"), "head")
+        out.setdefault("head", {})[engine] = contents(url)
+        out.setdefault("version", {})[engine] = version(url)
+        command.downgrade(alembic_cfg(url), "v3")
+        out.setdefault("v3", {})[engine] = contents(url)
+    out["pg_url"] = pg_url
+    return out
+
+
+def test_fail_mode_refuses_the_same_rows_as_duckdb_and_changes_nothing(
+    migrated: dict[str, Any],
+) -> None:
+    refused = migrated["refused"]
+    assert len(refused["pg"]) >= 15  # every planted kind of violation
+    assert refused["pg"] == refused["duckdb"]  # same rules, counts, samples, revisions
+    pg_after, pg_version = migrated["after refusal"]["pg"]
+    assert pg_version == []  # not even adopted: the whole run rolled back
+    assert pg_after == migrated["before"]["pg"]
+
+
+def test_the_legacy_rows_load_identically(migrated: dict[str, Any]) -> None:
+    assert migrated["before"]["pg"] == migrated["before"]["duckdb"]
+
+
+def test_quarantine_upgrade_keeps_and_quarantines_the_same_rows(migrated: dict[str, Any]) -> None:
+    head = migrated["head"]
+    assert migrated["version"] == {"duckdb": ["v4g"], "pg": ["v4g"]}
+    assert set(head["pg"]) == set(head["duckdb"])
+    assert {f"{t}_quarantine" for t in V3_TABLES} <= set(head["pg"])
+    for table in sorted(head["duckdb"]):
+        assert head["pg"][table] == head["duckdb"][table], table
+    # nothing lost: every V3 row is kept or quarantined
+    for table in V3_TABLES:
+        quarantined = sum(head["pg"][f"{table}_quarantine"].values())
+        assert sum(head["pg"][table].values()) + quarantined == sum(
+            migrated["before"]["pg"][table].values()
+        )
+
+
+def test_downgrade_to_v3_matches_duckdb(migrated: dict[str, Any]) -> None:
+    v3 = migrated["v3"]
+    for table in sorted(v3["duckdb"]):
+        assert v3["pg"][table] == v3["duckdb"][table], table
+
+
+# -- an empty database ---------------------------------------------------------------
+
+
+def test_head_matches_the_metadata_check_is_clean_and_base_empties_it(pg_url: str) -> None:
+    cfg = alembic_cfg(pg_url)
+    command.upgrade(cfg, "head")
+    command.check(cfg)  # raises when autogenerate finds any difference
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            names = set(sa.inspect(connection).get_table_names())
+            assert names == HEAD_TABLES | {"alembic_version"}
+            expected = scratch_shapes(connection, schemas.metadata.tables.values())
+            actual = inspected_shapes(connection, HEAD_TABLES)
+            for name in sorted(HEAD_TABLES):
+                assert describe_differences(expected[name], actual[name]) == [], name
+    finally:
+        engine.dispose()
+    command.downgrade(cfg, "base")
+    assert pg_sql(
+        pg_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    ) == [("alembic_version",)]
+    assert pg_sql(pg_url, "SELECT count(*) FROM alembic_version") == [(0,)]
+    assert pg_sql(pg_url, "SELECT count(*) FROM pg_proc WHERE proname LIKE 'egregora%'") == [(0,)]
+
+
+def test_cli_upgrade_and_check_on_a_postgresql_url(pg_url: str, tmp_path: Path) -> None:
+    assert run_cli("-x", f"url={pg_url}", "upgrade", "head", cwd=tmp_path).returncode == 0
+    result = run_cli("-x", f"url={pg_url}", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+# -- create_copy_swap in place ----------------------------------------------------------
+
+
+def _relfilenode(url: str, table: str) -> int:
+    return int(pg_sql(url, f"SELECT relfilenode FROM pg_class WHERE relname = '{table}'")[0][0])
+
+
+def _journals(url: str, *rows: str) -> None:
+    values = ", ".join(rows)
+    pg_sql(
+        url,
+        "INSERT INTO journals (id, created_at, window_start, window_end) VALUES " + values,
+    )
+
+
+GOOD = "('ok', now(), now() - interval '1 day', now())"
+BAD = "('inverted', now(), now(), now() - interval '1 day')"
+
+
+def test_copy_swap_alters_in_place_without_copying(pg_url: str) -> None:
+    command.upgrade(alembic_cfg(pg_url), "v3")
+    _journals(pg_url, GOOD, "('open', now(), now(), NULL)")
+    before = _relfilenode(pg_url, "journals")
+    command.upgrade(alembic_cfg(pg_url), "v4a")  # journals: CHECK window_order
+    assert _relfilenode(pg_url, "journals") == before  # the same storage: nothing copied
+    assert pg_sql(
+        pg_url,
+        "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'journals'::regclass",
+    ) == [("chk_journals_window_order", True)]
+    assert pg_sql(pg_url, "SELECT count(*) FROM journals") == [(2,)]
+
+
+def test_copy_swap_fail_mode_refuses_and_changes_nothing(pg_url: str) -> None:
+    command.upgrade(alembic_cfg(pg_url), "v3")
+    _journals(pg_url, GOOD, BAD)
+    with pytest.raises(ConstraintViolations, match="chk_journals_window_order.*'inverted'"):
+        command.upgrade(alembic_cfg(pg_url), "v4a")
+    assert version(pg_url) == ["v3"]
+    assert pg_sql(
+        pg_url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'journals'::regclass"
+    ) == [(0,)]
+
+
+def test_copy_swap_quarantines_with_the_same_report(pg_url: str, tmp_path: Path) -> None:
+    command.upgrade(alembic_cfg(pg_url), "v3")
+    _journals(pg_url, GOOD, BAD)
+    report = tmp_path / "report.json"
+    dry = run_cli(
+        "-x", f"url={pg_url}", "-x", "on_violation=quarantine", "-x", "dry_run=true",
+        "-x", f"report={report}", "upgrade", "v4a", cwd=tmp_path,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    data = json.loads(report.read_text())
+    (journals,) = [t for t in data["tables"] if t["table"] == "journals"]
+    assert (journals["rows_before"], journals["rows_copied"], journals["rows_quarantined"]) == (
+        2,
+        1,
+        1,
+    )
+    assert version(pg_url) == ["v3"]  # a dry run rolls back
+    assert not pg_sql(pg_url, "SELECT to_regclass('journals_quarantine')")[0][0]
+
+    command.upgrade(alembic_cfg(pg_url, on_violation="quarantine"), "head")
+    assert pg_sql(pg_url, "SELECT id FROM journals") == [("ok",)]
+    assert pg_sql(
+        pg_url, "SELECT id, _quarantine_reason, _quarantine_revision FROM journals_quarantine"
+    ) == [
+        (
+            "inverted",
+            "CHECK chk_journals_window_order: window_end >= window_start",
+            "v4a upgrade",
+        )
+    ]
+
+
+def test_offline_script_for_postgresql_runs(pg_url: str, tmp_path: Path) -> None:
+    command.upgrade(alembic_cfg(pg_url), "v3")
+    _journals(pg_url, GOOD)
+    buffer = io.StringIO()
+    cfg = alembic_cfg(pg_url)
+    cfg.output_buffer = buffer
+    command.upgrade(cfg, "v3:head", sql=True)
+    script = buffer.getvalue()
+    assert "NOT VALID" in script and "VALIDATE CONSTRAINT" in script
+    assert "DO $$" in script  # the fail-mode guards
+    assert "__ccs_new" not in script and "__ccs_stash" not in script  # no copy
+    with connect(pg_url) as con:
+        con.execute(script)  # type: ignore[arg-type]
+    assert version(pg_url) == ["v4g"]
+    _journals(pg_url, "('ok2', now(), NULL, NULL)")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _journals(pg_url, BAD)
+
+
+# -- adoption -------------------------------------------------------------------------
+
+
+def test_adoption_refuses_a_mismatched_legacy_database(pg_url: str) -> None:
+    with connect(pg_url) as con:
+        legacy.create(con)
+        con.execute("ALTER TABLE profiles ADD COLUMN nickname VARCHAR")
+    with pytest.raises(AdoptionRefused, match="profiles.nickname"):
+        command.upgrade(alembic_cfg(pg_url), "head")
+    assert version(pg_url) == []
+    assert pg_sql(
+        pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'egregora_scratch'"
+    ) == [(0,)]
+
+
+def test_adoption_of_a_clean_legacy_database_touches_nothing(pg_url: str) -> None:
+    with connect(pg_url) as con:
+        legacy.create(con)
+    _journals(pg_url, GOOD)
+    before = contents(pg_url)
+    command.upgrade(alembic_cfg(pg_url), "v3")
+    assert version(pg_url) == ["v3"]
+    assert contents(pg_url) == before
+
+
+# -- append-only ---------------------------------------------------------------------
+
+
+def test_append_only_tables_refuse_update_delete_truncate(pg_url: str) -> None:
+    command.upgrade(alembic_cfg(pg_url), "head")
+    _journals(pg_url, GOOD)  # INSERT is what append-only tables are for
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    try:
+        for statement in (
+            sa.update(schemas.journals).values(title="changed"),
+            sa.delete(schemas.journals),
+            sa.delete(schemas.annotations),
+            sa.text("TRUNCATE journals"),
+            sa.update(schemas.journals).where(sa.false()).values(title="x"),  # no row: refused too
+        ):
+            with (
+                pytest.raises(sa.exc.IntegrityError, match="append-only") as refused,
+                engine.begin() as connection,
+            ):
+                connection.execute(statement)
+            hint = refused.value.orig.diag.message_hint  # type: ignore[union-attr]
+            assert "Insert a new row instead" in str(hint)
+        with engine.begin() as connection:  # other tables change as before
+            connection.execute(sa.update(schemas.posts).values(status="published"))
+            connection.execute(sa.delete(schemas.tasks))
+    finally:
+        engine.dispose()
+    assert pg_sql(pg_url, "SELECT id, title FROM journals") == [("ok", None)]
+    command.downgrade(alembic_cfg(pg_url), "v4f")  # the triggers go with v4g
+    pg_sql(pg_url, "UPDATE journals SET title = 'now allowed'")
+    assert pg_sql(pg_url, "SELECT title FROM journals") == [("now allowed",)]
+
+
+def test_migrations_may_still_quarantine_append_only_rows(pg_url: str) -> None:
+    command.upgrade(alembic_cfg(pg_url), "head")
+    _journals(pg_url, GOOD)
+    # a downgrade and upgrade of v4a rewrite journals under the triggers
+    command.downgrade(alembic_cfg(pg_url), "v3")
+    _journals(pg_url, BAD)
+    command.upgrade(alembic_cfg(pg_url, on_violation="quarantine"), "head")
+    assert pg_sql(pg_url, "SELECT id FROM journals_quarantine") == [("inverted",)]
+    assert pg_sql(pg_url, "SELECT id FROM journals") == [("ok",)]
+
+
+# -- autogenerate: Alembic's plain operations --------------------------------------------
+
+
+def test_autogenerate_emits_plain_operations(pg_url: str, tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    before = _metadata()
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    before.create_all(engine)
+    engine.dispose()
+    pg_sql(
+        pg_url,
+        "INSERT INTO parents (id, name) VALUES ('p1', 'Ana'), ('p2', NULL)",
+        "INSERT INTO children (id, parent_id, n) VALUES ('c1', 'p1', '1'), ('c2', NULL, NULL)",
+    )
+    after = _metadata(check="add", add_fk=True, unique=True, add_lang=True, parent_check=True)
+    cfg: Config = _cfg(folder, pg_url, after)
+    script = command.revision(cfg, "change", autogenerate=True)
+    text = Path(script.path).read_text()  # type: ignore[union-attr]
+    upgrade_text = text.split("def downgrade")[0]
+    for operation in (
+        "op.create_check_constraint(op.f('chk_children_n_ok')",
+        "op.create_check_constraint(op.f('chk_parents_name_len')",
+        "op.create_foreign_key(",
+        "op.create_unique_constraint(",
+        "op.add_column(",
+    ):
+        assert operation in upgrade_text, text
+    assert "op.create_copy_swap(" not in text
+    command.upgrade(cfg, "head")
+    command.check(cfg)
+    command.downgrade(cfg, "base")
+    assert pg_sql(
+        pg_url,
+        "SELECT count(*) FROM pg_constraint WHERE contype IN ('c', 'u') "
+        "AND connamespace = 'public'::regnamespace",
+    ) == [(0,)]
+    assert pg_sql(pg_url, "SELECT count(*) FROM children") == [(2,)]
