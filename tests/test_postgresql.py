@@ -423,3 +423,48 @@ def test_autogenerate_emits_plain_operations(pg_url: str, tmp_path: Path) -> Non
         "AND connamespace = 'public'::regnamespace",
     ) == [(0,)]
     assert pg_sql(pg_url, "SELECT count(*) FROM children") == [(2,)]
+
+
+# -- the server: errors, and several deploys at once ---------------------------------
+
+
+def test_unreachable_server_is_one_paragraph_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://egregora:s3cret@127.0.0.1:1/egregora"
+    result = run_cli("-x", f"url={url}", "upgrade", "head", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not reach the database server" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_database_says_to_create_it(pg_server: PostgresServer, tmp_path: Path) -> None:
+    url = pg_server.database_url("no_such_database")
+    result = run_cli("-x", f"url={url}", "upgrade", "head", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "does not exist" in result.stderr and "createdb" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_concurrent_deploys_upgrade_once(pg_url: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import ALEMBIC_INI
+
+    command_line = [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI)]
+    runs = [
+        subprocess.Popen(
+            [*command_line, "-x", f"url={pg_url}", "upgrade", "head"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert version(pg_url) == ["v4g"]
+    # exactly one of them ran the revisions; the others found the database at head
+    ran = [err.count("Running upgrade v4f -> v4g") for _, err in outputs]
+    assert sorted(ran) == [0, 0, 1], outputs

@@ -41,6 +41,8 @@ from egregora.database.toimpl import (
 
 #: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
 ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
+#: PostgreSQL advisory lock key held by a running migration ("egregora" in ASCII).
+MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
 
 
 def include_object(
@@ -140,7 +142,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
-            _allow_rewrite(connection)
+            _serialize_and_allow_rewrite(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
             if dry_run:  # everything ran: report it, then roll it all back
@@ -168,15 +170,22 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             report.write_json(report_path)
 
 
-def _allow_rewrite(connection: sa.Connection) -> None:
-    """Let this migration's transaction rewrite rows of append-only tables.
+def _serialize_and_allow_rewrite(connection: sa.Connection) -> None:
+    """PostgreSQL: one migration at a time, allowed to rewrite append-only tables.
 
-    On PostgreSQL, revision v4g's triggers refuse UPDATE and DELETE on the
-    append-only tables unless the transaction-local setting
-    ``egregora.allow_rewrite`` is on; migrations that quarantine rows or fill
-    columns need it. ``set_config(..., true)`` ends with the transaction.
+    Several deploys may run ``alembic upgrade head`` against one server at
+    once. A transaction-level advisory lock, taken before Alembic reads
+    ``alembic_version``, makes the others wait for the first to commit; they
+    then find the database at head and do nothing. (DuckDB needs no lock:
+    it allows one writing process per file.)
+
+    Revision v4g's triggers refuse UPDATE and DELETE on the append-only
+    tables unless the transaction-local setting ``egregora.allow_rewrite`` is
+    on; migrations that quarantine rows or fill columns need it.
+    ``set_config(..., true)`` and the lock both end with the transaction.
     """
     if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
 
 
@@ -226,25 +235,51 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:
-    """One paragraph on why a database could not be opened."""
+    """One paragraph on why a database could not be opened (passwords hidden)."""
     detail = first_line(exc)
+    shown = _shown(url)
     if "Could not set lock" in detail or "Conflicting lock" in detail:
         return (
-            f"The database {url!r} is in use by another process ({detail}). DuckDB allows "
+            f"The database {shown!r} is in use by another process ({detail}). DuckDB allows "
             "one process to open a file for writing: stop the other process (its PID is "
             "given above when DuckDB knows it), then run the command again. Nothing was "
             "changed."
         )
     if "different configuration" in detail:
         return (
-            f"The database {url!r} is already open in this process with other settings "
+            f"The database {shown!r} is already open in this process with other settings "
             f"({detail}). Open it with the same settings (the same URL and engine "
             "options), or run the migration in its own process. Nothing was changed."
         )
     if "not a valid DuckDB database file" in detail:
         return (
-            f"The file behind {url!r} is not a DuckDB database ({detail}). Point "
+            f"The file behind {shown!r} is not a DuckDB database ({detail}). Point "
             "-x url=... or EGREGORA_DATABASE_URL at an Egregora DuckDB file. Nothing "
             "was changed."
         )
-    return f"Could not open the database {url!r}: {detail}. Nothing was changed."
+    if "Connection refused" in detail or "could not connect" in detail.lower():
+        return (
+            f"Could not reach the database server of {shown!r} ({detail}). Check that the "
+            "server is running and that the host and port in the URL are right. Nothing "
+            "was changed."
+        )
+    if "does not exist" in detail and "database" in detail:
+        return (
+            f"The server answered, but the database named in {shown!r} does not exist "
+            f"({detail}). Create it first (for example with createdb), or fix the URL. "
+            "Nothing was changed."
+        )
+    if "authentication failed" in detail or "no password supplied" in detail:
+        return (
+            f"The server of {shown!r} refused the login ({detail}). Check the user and "
+            "password in the URL (or PGPASSWORD / ~/.pgpass). Nothing was changed."
+        )
+    return f"Could not open the database {shown!r}: {detail}. Nothing was changed."
+
+
+def _shown(url: str) -> str:
+    """The URL as it may be printed: with any password masked."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return url
