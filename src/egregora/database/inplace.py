@@ -124,7 +124,7 @@ class InPlacePlanner(_Planner):
         if fills:
             assignments = ", ".join(f"{self.q(c)} = {self.values[c][0]}" for c in fills)
             steps.append(Step("alter", self.name, f"UPDATE {self.q(self.name)} SET {assignments}"))
-        for name in target.columns:
+        for name in (c.name for c in target.columns):
             if name in old and name in self.changed:
                 value, _ = self.values[name]
                 type_sql = self.type_sql(new[name].type)
