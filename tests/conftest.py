@@ -102,15 +102,19 @@ def downgrade(db_url: str):  # type: ignore[no-untyped-def]
     return _downgrade
 
 
-# pytest-alembic: its built-in tests run against a real DuckDB file.
 @pytest.fixture
 def alembic_config() -> dict[str, str]:
     return {"file": str(ALEMBIC_INI), "script_location": str(ROOT / "alembic")}
 
 
-@pytest.fixture
-def alembic_engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(f"duckdb:///{tmp_path / 'pytest_alembic.duckdb'}")
+# pytest-alembic: its built-in tests run on a real DuckDB file, and on PostgreSQL.
+@pytest.fixture(params=["duckdb", "postgresql"])
+def alembic_engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp_path / 'pytest_alembic.duckdb'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = sa.create_engine(url)
     yield engine
     engine.dispose()
 
