@@ -59,6 +59,10 @@ class Rule:
     count_sql: str  # one row, one column: how many rows violate it
     sample_sql: str  # up to SAMPLE_SIZE rows: the keys of violating rows
     reject_sql: str  # quarantine mode: add the violating rows to REJECTED
+    # A row-level rule (NOT NULL, CHECK, conversion) is a predicate over a
+    # relation: rules over the same relation are counted in one scan.
+    relation: str = ""
+    predicate: str = ""
 
     @property
     def reason(self) -> str:
@@ -476,6 +480,8 @@ class _Planner:
             kind=kind,
             name=name,
             expression=expression,
+            relation=relation,
+            predicate=predicate,
             count_sql=f"SELECT count(*) FROM {relation} AS s WHERE {predicate}",
             sample_sql=(
                 f"SELECT {self.cols(keys)} FROM {relation} AS s WHERE {predicate} "
