@@ -14,9 +14,10 @@ import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swa
 from egregora.database.ops import CreateCopySwapOp
 
 
-def apply(path: Path, table: sa.Table, **kw: Any) -> None:
-    """``op.create_copy_swap(table, **kw)`` in one transaction on the file ``path``."""
-    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
+def apply(path: Path | str, table: sa.Table, **kw: Any) -> None:
+    """``op.create_copy_swap(table, **kw)`` in one transaction on the file (or URL) ``path``."""
+    url = path if isinstance(path, str) else f"duckdb:///{path}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as connection:
             Operations(MigrationContext.configure(connection)).create_copy_swap(table, **kw)

@@ -6,14 +6,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy.dialects import postgresql
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
 from egregora.database.errors import ConstraintViolations, MigrationFailed
 from egregora.database.plan import plan_copy_swap
 
+from .copy_swap_helpers import apply
 from .test_postgresql import pg_sql
 
 PG = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
@@ -159,15 +158,6 @@ def test_quarantine_deletes_children_before_their_parents() -> None:
 
 
 # -- on a real server ------------------------------------------------------------------
-
-
-def apply(url: str, table: sa.Table, **kw: Any) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            Operations(MigrationContext.configure(connection)).create_copy_swap(table, **kw)
-    finally:
-        engine.dispose()
 
 
 def seed(url: str) -> None:

@@ -468,3 +468,13 @@ def test_concurrent_deploys_upgrade_once(pg_url: str, tmp_path: Path) -> None:
     # exactly one of them ran the revisions; the others found the database at head
     ran = [err.count("Running upgrade v4f -> v4g") for _, err in outputs]
     assert sorted(ran) == [0, 0, 1], outputs
+
+
+def test_every_append_only_table_has_its_trigger_at_head(pg_url: str) -> None:
+    command.upgrade(alembic_cfg(pg_url), "head")
+    triggered = pg_sql(
+        pg_url,
+        "SELECT tgrelid::regclass::text FROM pg_trigger "
+        "WHERE NOT tgisinternal AND tgfoid = 'egregora_append_only'::regproc",
+    )
+    assert {name for (name,) in triggered} == set(schemas.APPEND_ONLY_TABLES)
