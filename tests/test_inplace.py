@@ -238,3 +238,20 @@ def test_rename_convert_and_fill_on_a_real_table(pg_url: str) -> None:
     # converting a column's type rewrites the table (PostgreSQL does that for
     # ALTER COLUMN TYPE); the point is that it is one ALTER, not a copy and swap
     assert pg_sql(pg_url, "SELECT relfilenode FROM pg_class WHERE relname = 'children'") != before
+
+
+def test_a_check_that_keeps_its_name_but_changes_is_replaced(pg_url: str) -> None:
+    seed(pg_url)
+    pg_sql(pg_url, "DELETE FROM children WHERE n = 'x'")
+    apply(pg_url, children(check()))
+    changed = sa.CheckConstraint("n <> '3'", name="chk_children_n_ok")
+    with pytest.raises(ConstraintViolations, match=r"chk_children_n_ok on children.*'c3'"):
+        apply(pg_url, children(changed))
+    pg_sql(pg_url, "DELETE FROM children WHERE n = '3'")
+    apply(pg_url, children(sa.CheckConstraint("n <> '3'", name="chk_children_n_ok")))
+    assert pg_sql(
+        pg_url,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'chk_children_n_ok'",
+    ) == [("CHECK (((n)::text <> '3'::text))",)]
+    # the same expression again, spelled as written: nothing to do
+    apply(pg_url, children(sa.CheckConstraint("n <> '3'", name="chk_children_n_ok")))

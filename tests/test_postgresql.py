@@ -24,7 +24,7 @@ from alembic.config import Config
 from alembic import command
 from egregora.database import schemas
 from egregora.database.catalog import describe_differences, inspected_shapes, scratch_shapes
-from egregora.database.errors import AdoptionRefused, ConstraintViolations
+from egregora.database.errors import AdoptionRefused, ConstraintViolations, MigrationFailed
 
 from . import legacy
 from .conftest import alembic_cfg, run_cli
@@ -478,3 +478,39 @@ def test_every_append_only_table_has_its_trigger_at_head(pg_url: str) -> None:
         "WHERE NOT tgisinternal AND tgfoid = 'egregora_append_only'::regproc",
     )
     assert {name for (name,) in triggered} == set(schemas.APPEND_ONLY_TABLES)
+
+
+def test_autogenerate_sees_a_check_that_keeps_its_name_but_changes(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = _project(tmp_path)
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    _metadata(check="add").create_all(engine)
+    engine.dispose()
+    same = _cfg(folder, pg_url, _metadata(check="add"))
+    command.check(same)  # the server's spelling of the same CHECK is no difference
+    cfg = _cfg(folder, pg_url, _metadata(check="change"))
+    script = command.revision(cfg, "change", autogenerate=True)
+    upgrade_text = Path(script.path).read_text().split("def downgrade")[0]  # type: ignore[union-attr]
+    assert "op.drop_constraint(op.f('chk_children_n_ok'), 'children', type_='check')" in (
+        upgrade_text
+    )
+    assert (
+        "op.create_check_constraint(op.f('chk_children_n_ok'), 'children', \"n <> 'worse'\")"
+        in upgrade_text
+    )
+    downgrade_text = Path(script.path).read_text().split("def downgrade")[1]  # type: ignore[union-attr]
+    assert "(op.f('chk_children_n_ok'), 'children', \"n::text <> 'bad'::text\")" in downgrade_text
+    pg_sql(pg_url, "INSERT INTO children (id, n) VALUES ('c9', 'worse')")
+    # a plain operation: PostgreSQL's own refusal, rolled back
+    with pytest.raises(MigrationFailed, match="is violated by some row"):
+        command.upgrade(cfg, "head")
+    assert version(pg_url) == []
+    pg_sql(pg_url, "DELETE FROM children WHERE id = 'c9'")
+    command.upgrade(cfg, "head")
+    command.check(cfg)
+    command.downgrade(cfg, "base")
+    assert pg_sql(  # back to the first CHECK
+        pg_url,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'chk_children_n_ok'",
+    ) == [("CHECK (((n)::text <> 'bad'::text))",)]

@@ -36,8 +36,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.elements import conv
 
-from egregora.database.catalog import snapshot
+from egregora.database.catalog import changed_check_names, snapshot
 from egregora.database.ops import CreateCopySwapOp
 from egregora.database.sqltext import normalize_sql
 from egregora.database.toimpl import referencing_closure, reflect
@@ -98,28 +99,40 @@ def compare_named_check_constraints(
 
     Alembic does not compare CHECK constraints at all. PostgreSQL keeps their
     names, and the metadata names every CHECK through its naming convention,
-    so they are matched by name: a CHECK whose expression changes needs a new
-    name to be seen (PostgreSQL respells expressions, so text can't be
-    compared reliably).
+    so they are matched by name; a CHECK that keeps its name but changes its
+    expression is found by letting the server spell the new expression
+    (catalog.changed_check_names) and becomes a drop and an add.
     """
     if conn_table is None or metadata_table is None or autogen_context.connection is None:
         return PriorityDispatchResult.CONTINUE
     inspector = sa.inspect(autogen_context.connection)
-    have = {str(c["name"]) for c in inspector.get_check_constraints(tname, schema=schema)}
+    # name -> the server's text, so that a drop's reverse (the downgrade)
+    # re-creates the CHECK that was there
+    have = {
+        str(c["name"]): str(c["sqltext"])
+        for c in inspector.get_check_constraints(tname, schema=schema)
+    }
     want = {
         str(c.name): c
         for c in metadata_table.constraints
         if isinstance(c, sa.CheckConstraint) and c.name is not None
     }
+    changed = changed_check_names(autogen_context.connection, metadata_table) & have.keys()
     stub = sa.Table(tname, sa.MetaData(), schema=schema)  # leaves conn_table as reflected
-    for name in sorted(have - want.keys()):
-        constraint = sa.CheckConstraint(sa.text("true"), name=name)
+    for name in sorted((have.keys() - want.keys()) | changed):
+        # conv(): the name is final, not to go through the naming convention again
+        constraint = sa.CheckConstraint(sa.text(have[name]), name=conv(name))
         stub.append_constraint(constraint)
         modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(constraint))
         log.info("Detected removed CHECK %s on table %r", name, tname)
-    for name in sorted(want.keys() - have):
+    for name in sorted((want.keys() - have.keys()) | changed):
         modify_table_ops.ops.append(ops.AddConstraintOp.from_constraint(want[name]))
-        log.info("Detected added CHECK %s on table %r", name, tname)
+        log.info(
+            "Detected %s CHECK %s on table %r",
+            "changed" if name in changed else "added",
+            name,
+            tname,
+        )
     return PriorityDispatchResult.CONTINUE
 
 

@@ -205,6 +205,56 @@ def scratch_shapes(connection: sa.Connection, tables: Iterable[sa.Table]) -> dic
         savepoint.rollback()
 
 
+_PROBE = "__egregora_check_probe"
+_CHECK_DEFINITIONS = sa.text(
+    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = CAST(:table AS regclass) AND contype = 'c'"
+)
+
+
+def changed_check_names(connection: sa.Connection, target: sa.Table) -> set[str]:
+    """Names of ``target``'s CHECKs that the database has under the same name, changed.
+
+    PostgreSQL keeps constraint names but respells expressions
+    (``status IN ('a')`` comes back as ``(status)::text = ANY (...)``), so
+    the text a developer wrote can't be compared with the catalog. The
+    target's CHECKs are therefore created on a temporary probe table inside a
+    savepoint that is rolled back, and both sides are compared as the server
+    spells them (``pg_get_constraintdef``).
+    """
+    named = [
+        c for c in target.constraints if isinstance(c, sa.CheckConstraint) and c.name is not None
+    ]
+    preparer = connection.dialect.identifier_preparer
+    existing = _check_definitions(connection, preparer.quote(target.name))
+    named = [c for c in named if str(c.name) in existing]
+    if not named:
+        return set()
+    probe = sa.Table(
+        _PROBE,
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in target.columns),
+        *(sa.CheckConstraint(c.sqltext, name=str(c.name)) for c in named),
+        prefixes=["TEMPORARY"],
+    )
+    savepoint = connection.begin_nested()
+    try:
+        probe.create(connection)
+        wanted = _check_definitions(connection, "pg_temp." + preparer.quote(_PROBE))
+    finally:
+        savepoint.rollback()
+    return {name for name, definition in wanted.items() if existing.get(name) != definition}
+
+
+def _check_definitions(connection: sa.Connection, qualified: str) -> dict[str, str]:
+    """name -> normalized definition of the CHECKs of a table (None if it doesn't exist)."""
+    exists = connection.execute(sa.text("SELECT to_regclass(:t)"), {"t": qualified}).scalar()
+    if exists is None:
+        return {}
+    rows = connection.execute(_CHECK_DEFINITIONS, {"table": qualified}).all()
+    return {str(name): normalize_sql(str(definition)) for name, definition in rows}
+
+
 def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:
     """Human-readable differences of one table, empty when they match."""
     problems: list[str] = []

@@ -13,8 +13,10 @@ changes the table where it stands:
   validated (``VALIDATE CONSTRAINT`` scans under a weaker lock and never
   rewrites the table); PRIMARY KEY and UNIQUE build their index.
 
-Constraints are matched by name, as PostgreSQL keeps them: a CHECK whose
-expression changes needs a new name. Unnamed CHECKs are matched by text.
+Constraints are matched by name, as PostgreSQL keeps them; a CHECK that
+keeps its name but changes its expression is dropped and added again when
+the caller says so (``changed_checks``: online, toimpl asks the server, which
+spells both expressions its own way). Unnamed CHECKs are matched by text.
 """
 
 from __future__ import annotations
@@ -209,7 +211,10 @@ class InPlacePlanner(_Planner):
         added: list[tuple[str, sa.CheckConstraint]] = []
         for index, check in enumerate(_checks(self.target)):
             if check.name is not None and str(check.name) in old:
-                kept.add(str(check.name))
+                if str(check.name) in self.changed_checks:  # same name, new expression
+                    added.append((str(check.name), check))
+                else:
+                    kept.add(str(check.name))
                 continue
             same_text = old_text.get(_norm(self.check_sql(check)))
             if check.name is None and same_text is not None:

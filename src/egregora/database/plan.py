@@ -142,6 +142,7 @@ def plan_copy_swap(
     on_violation: str = "fail",
     revision: str = "unknown",
     inline_keys: bool = False,
+    changed_checks: Iterable[str] = (),
 ) -> CopySwapPlan:
     """Plan the rebuild of ``previous`` into ``target``. Pure: no database access.
 
@@ -149,7 +150,10 @@ def plan_copy_swap(
     reference the table, directly or through each other; they are rebuilt
     unchanged, with their rows, after the swap. ``inline_keys`` declares the
     target's PRIMARY KEY and UNIQUE constraints in CREATE TABLE instead of
-    adding them after the copy (see ``deferred_keys``).
+    adding them after the copy (see ``deferred_keys``). ``changed_checks``
+    names CHECKs that keep their name but not their expression; only an
+    in-place plan needs it (it matches CHECKs by name), and the caller finds
+    them by asking the server (catalog.changed_check_names).
     """
     validate(previous, target, column_map or {}, dependents, on_violation, dialect.name)
     planner = _Planner
@@ -158,6 +162,7 @@ def plan_copy_swap(
 
         planner = InPlacePlanner
     p = planner(dialect, previous, target, dict(column_map or {}), list(dependents))
+    p.changed_checks = frozenset(changed_checks)
     if inline_keys:
         p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
@@ -274,6 +279,7 @@ class _Planner:
 
     #: whether keys are added by ALTER after the copy (see CopySwapPlan.deferred_keys)
     defers_keys = True
+    changed_checks: frozenset[str] = frozenset()
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
+from egregora.database.catalog import changed_check_names
 from egregora.database.errors import (
     INTERRUPTED,
     ConstraintViolations,
@@ -169,6 +170,9 @@ def run_online(
     }
     for parent in sorted((parents & deferred) - {name}):  # DuckDB only: see rekey
         rekey(connection, parent)
+    # In place (PostgreSQL), CHECKs are matched by name; ask the server which
+    # of them keep their name but not their expression.
+    changed = changed_check_names(connection, operation.table) if _in_place(connection) else set()
 
     def plan_for(mode: str) -> CopySwapPlan:
         return plan_copy_swap(
@@ -179,6 +183,7 @@ def run_online(
             dependents=dependents,
             on_violation=mode,
             revision=revision,
+            changed_checks=changed,
         )
 
     plan = plan_for(on_violation)
@@ -383,6 +388,10 @@ def _words(sql: str) -> set[str]:
     """Identifiers in ``sql``, quoted or bare, lower-cased."""
     pairs = re.findall(r'"((?:[^"]|"")+)"|(\w+)', sql)
     return {(quoted.replace('""', '"') or bare).lower() for quoted, bare in pairs}
+
+
+def _in_place(connection: sa.Connection) -> bool:
+    return connection.dialect.name != "duckdb"
 
 
 def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
