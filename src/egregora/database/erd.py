@@ -89,6 +89,11 @@ def _single_unique(column: sa.Column[object]) -> bool:
 def _constraints(table: sa.Table, dialect: sa.Dialect) -> list[str]:
     compiler = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
     items = []
+    if table.info.get(schemas.APPEND_ONLY):
+        items.append(
+            "append-only: rows are inserted, never updated or deleted "
+            "(triggers on PostgreSQL, the engine guard on DuckDB)"
+        )
     if table.primary_key.columns:
         cols = ", ".join(c.name for c in table.primary_key.columns)
         items.append(f"`{table.primary_key.name}`: PRIMARY KEY ({cols})")
