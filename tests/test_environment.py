@@ -162,6 +162,7 @@ def test_url_precedence_on_the_command_line(tmp_path: Path) -> None:
         ("duckdb:///{tmp}/missing/dir/x.duckdb", "does not exist"),
         ("duckdb:///{tmp}/text.duckdb", "not a DuckDB database"),
         ("not a url", "not a valid SQLAlchemy URL"),
+        ("mysql://ana:s3cret@localhost/egregora", "runs on DuckDB (duckdb:///path"),
     ],
 )
 def test_bad_urls_are_refused_clearly(tmp_path: Path, url: str, says: str) -> None:
@@ -171,6 +172,7 @@ def test_bad_urls_are_refused_clearly(tmp_path: Path, url: str, says: str) -> No
     assert result.returncode != 0
     assert says in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     assert (tmp_path / "text.duckdb").read_text() == "just some text\n"
 

@@ -15,6 +15,8 @@ DEFAULT_URL = "duckdb:///egregora.duckdb"
 URL_ENVIRONMENT_VARIABLE = "EGREGORA_DATABASE_URL"
 
 _WHERE = f"-x url=... or {URL_ENVIRONMENT_VARIABLE}"
+#: DuckDB for one instance's file, PostgreSQL for hosted deployments.
+SUPPORTED_BACKENDS = ("duckdb", "postgresql")
 
 
 def resolve_url(x_args: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str:
@@ -34,7 +36,15 @@ def parse_url(url: str) -> URL:
             f"The database URL {url!r} is not a valid SQLAlchemy URL ({exc}). "
             f"Give one like {DEFAULT_URL!r} (a DuckDB file) through {_WHERE}."
         ) from None
-    if parsed.get_backend_name() == "duckdb":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseUnavailable(
+            f"The database URL {parsed.render_as_string(hide_password=True)!r} is for "
+            f"{backend}, but Egregora's schema runs on DuckDB (duckdb:///path/to/file.duckdb) "
+            "and PostgreSQL 15+ (postgresql+psycopg://user@host/dbname). Give one of those "
+            f"through {_WHERE}."
+        )
+    if backend == "duckdb":
         _check_duckdb_path(url, parsed.database)
     return parsed
 
