@@ -234,7 +234,8 @@ def _assert_upgrades_cleanly(path: Path, scenario: Scenario) -> float:
 class Upgrade:
     """``alembic upgrade head`` in a subprocess; its output is read as it comes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str | None = None, *x: str) -> None:
+        """On the DuckDB file ``path``, or on ``url`` (run in ``path``'s folder)."""
         env = {k: v for k, v in os.environ.items() if k != "EGREGORA_DATABASE_URL"}
         env["PYTHONUNBUFFERED"] = "1"
         self.lines: list[str] = []
@@ -248,7 +249,8 @@ class Upgrade:
                 "-c",
                 str(ALEMBIC_INI),
                 "-x",
-                f"url=duckdb:///{path}",
+                f"url={url or f'duckdb:///{path}'}",
+                *(arg for item in x for arg in ("-x", item)),
                 "upgrade",
                 "head",
             ],

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from .conftest import alembic_cfg, run_cli
 from .messy import V3_TABLES, MessyV3, build_v3
 from .pg_server import PostgresServer
 from .test_autogenerate import _cfg, _metadata, _project
+from .test_faults import Upgrade
 
 HEAD_TABLES = {t.name for t in schemas.metadata.sorted_tables}
 
@@ -514,3 +517,39 @@ def test_autogenerate_sees_a_check_that_keeps_its_name_but_changes(
         pg_url,
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'chk_children_n_ok'",
     ) == [("CHECK (((n)::text <> 'bad'::text))",)]
+
+
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_interrupted_upgrade_leaves_postgresql_as_it_was(
+    messy: MessyV3, pg_server: PostgresServer, tmp_path: Path, sent: signal.Signals
+) -> None:
+    url = pg_server.create_database(f"interrupted_{sent.name.lower()}")
+    load_v3(messy.path, url)
+    before = contents(url)
+    holder = connect(url)  # makes the upgrade wait mid-way through v4c, at tasks
+    holder.execute("LOCK TABLE tasks IN ACCESS SHARE MODE")  # ALTER TABLE waits for it
+    upgrade = Upgrade(tmp_path / "unused", url, "on_violation=quarantine")
+    try:
+        upgrade.wait_for("Running upgrade v4b -> v4c")
+        deadline = time.monotonic() + 60
+        while not pg_sql(
+            url,
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%tasks%'",
+        ):
+            assert time.monotonic() < deadline, upgrade.output
+            time.sleep(0.05)
+        upgrade.proc.send_signal(sent)
+        returncode = upgrade.finish(timeout=30)
+    finally:
+        holder.rollback()
+        holder.close()
+        if upgrade.proc.poll() is None:
+            upgrade.proc.kill()
+    assert returncode != 0
+    if sent == signal.SIGINT:
+        assert "Interrupted" in upgrade.output and "Traceback" not in upgrade.output
+    assert version(url) == []
+    assert contents(url) == before
+    command.upgrade(alembic_cfg(url, on_violation="quarantine"), "head")  # a rerun completes
+    assert version(url) == ["v4g"]
