@@ -207,6 +207,41 @@ def test_fail_mode_on_a_parent_leaves_children_untouched(db_path: Path) -> None:
     assert database_digest(db_path) == before
 
 
+def test_retyping_a_referenced_key_is_refused_before_any_change(db_path: Path) -> None:
+    _family(db_path)
+    before = database_digest(db_path)
+    retyped = sa.Table(
+        "profiles",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("title", sa.String()),
+    )
+    with pytest.raises(InvalidOperation, match=r"posts.author \(VARCHAR\) references profiles.id"):
+        apply(db_path, retyped)
+    assert database_digest(db_path) == before
+
+
+def test_the_same_type_spelled_otherwise_is_no_retyping(db_path: Path) -> None:
+    sql(
+        db_path,
+        "CREATE TABLE scores (v DOUBLE PRIMARY KEY, label VARCHAR)",
+        "CREATE TABLE uses (v DOUBLE REFERENCES scores (v))",
+        "INSERT INTO scores VALUES (1.5, 'a')",
+        "INSERT INTO uses VALUES (1.5)",
+    )
+    apply(  # sa.Double compiles to DOUBLE PRECISION, which DuckDB calls DOUBLE
+        db_path,
+        sa.Table(
+            "scores",
+            sa.MetaData(),
+            sa.Column("v", sa.Double(), primary_key=True),
+            sa.Column("label", sa.String()),
+            sa.CheckConstraint("length(label) > 0"),
+        ),
+    )
+    assert rows(db_path, "SELECT count(*) FROM uses") == [(1,)]
+
+
 def test_child_rebuilt_to_gain_a_foreign_key(db_path: Path) -> None:
     sql(
         db_path,

@@ -33,6 +33,7 @@ from egregora.database.plan import (
     REJECTED,
     CopySwapPlan,
     Rule,
+    _referred_columns,
     plan_copy_swap,
     referred_table,
 )
@@ -188,6 +189,7 @@ def run_online(
 
     plan = plan_for(on_violation)
     _refuse_breaking_views(connection, previous, operation.table)
+    _refuse_incompatible_references(connection, operation.table, dependents)
     violations: list[Violation] = []
     if plan.on_violation == "fail" or report is not None:  # a dry run reports them too
         violations = preflight(connection.connection.driver_connection, plan.rules, revision)
@@ -382,6 +384,46 @@ def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target
                     "break. Nothing was changed. Drop or re-create the view without those "
                     "columns earlier in the revision (op.execute), then rebuild the table."
                 )
+
+
+def _refuse_incompatible_references(
+    connection: sa.Connection, target: sa.Table, dependents: Sequence[sa.Table]
+) -> None:
+    """Refuse before any change when a referencing column no longer matches its key.
+
+    DuckDB rebuilds the referencing tables after the swap, and a FOREIGN KEY
+    between columns of different types can't be created: without this check
+    the rebuild fails half-way (rolled back, but late and with DuckDB's
+    words). Types are compared as DuckDB names them (``typeof``), so that
+    ``DOUBLE PRECISION`` in metadata and a reflected ``DOUBLE`` agree.
+    """
+    if connection.dialect.name != "duckdb":
+        return  # in place: referencing tables are not rebuilt
+    raw = connection.connection.driver_connection
+    compile_type = connection.dialect.type_compiler_instance.process
+
+    def canonical(type_: sa.types.TypeEngine[Any]) -> str:
+        row = raw.execute(f"SELECT typeof(CAST(NULL AS {compile_type(type_)}))").fetchone()  # type: ignore[union-attr]
+        return str(row[0])
+
+    for dependent in dependents:
+        for fk in dependent.foreign_key_constraints:
+            if referred_table(fk) != target.name:
+                continue
+            for column, referred in zip(fk.columns, _referred_columns(fk), strict=True):
+                if referred not in target.columns:
+                    continue  # validate() says so, with its own message
+                new, have = canonical(target.columns[referred].type), canonical(column.type)
+                if new != have:
+                    raise InvalidOperation(
+                        f"create_copy_swap on {target.name}: {dependent.name}.{column.name} "
+                        f"({have}) references {target.name}.{referred}, which the new "
+                        f"definition makes {new}, and DuckDB can't keep a FOREIGN KEY between "
+                        "different types. Nothing was changed. In one revision: rebuild "
+                        f"{dependent.name} without that FOREIGN KEY, rebuild {target.name}, "
+                        f"then rebuild {dependent.name} with the column as {new} and the "
+                        "FOREIGN KEY back (column_map converts its values)."
+                    )
 
 
 def _words(sql: str) -> set[str]:
