@@ -367,7 +367,7 @@ def _check_previous(given: sa.Table, actual: sa.Table) -> None:
 def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target: sa.Table) -> None:
     """Refuse before any change when a view reads a column the rebuild drops."""
     dropped = set(previous.columns.keys()) - set(target.columns.keys())
-    if not dropped or connection.dialect.name != "duckdb":
+    if not dropped or _in_place(connection):
         return  # PostgreSQL itself refuses to drop a column a view reads
     raw = connection.connection.driver_connection
     views = raw.execute(  # type: ignore[union-attr]
@@ -397,7 +397,7 @@ def _refuse_incompatible_references(
     words). Types are compared as DuckDB names them (``typeof``), so that
     ``DOUBLE PRECISION`` in metadata and a reflected ``DOUBLE`` agree.
     """
-    if connection.dialect.name != "duckdb":
+    if _in_place(connection):
         return  # in place: referencing tables are not rebuilt
     raw = connection.connection.driver_connection
     compile_type = connection.dialect.type_compiler_instance.process
@@ -433,12 +433,13 @@ def _words(sql: str) -> set[str]:
 
 
 def _in_place(connection: sa.Connection) -> bool:
+    """PostgreSQL: the table is altered where it stands (inplace.py), nothing is rebuilt."""
     return connection.dialect.name != "duckdb"
 
 
 def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
     """(table, referenced table) of every FOREIGN KEY in the current schema."""
-    if connection.dialect.name != "duckdb":
+    if _in_place(connection):
         inspector = sa.inspect(connection)
         return sorted(
             {
@@ -456,7 +457,7 @@ def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
 
 
 def _table_names(connection: sa.Connection) -> set[str]:
-    if connection.dialect.name != "duckdb":
+    if _in_place(connection):
         return set(sa.inspect(connection).get_table_names())
     raw = connection.connection.driver_connection
     rows = raw.execute(  # type: ignore[union-attr]
