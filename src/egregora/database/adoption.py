@@ -18,12 +18,10 @@ from alembic.operations import Operations
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.catalog import (
-    canonical_shapes,
+    database_shapes,
     describe_differences,
-    inspected_shapes,
-    scratch_shapes,
-    snapshot,
-    table_names,
+    expected_shapes,
+    tables_and_views,
 )
 from egregora.database.errors import AdoptionRefused
 
@@ -41,14 +39,8 @@ def create_or_adopt(
         _create(op, baseline, views, existing_views=set())
         return
     bind = op.get_bind()
-    if bind.dialect.name == "duckdb":
-        raw = bind.connection.driver_connection
-        existing = table_names(raw) - {VERSION_TABLE}
-        views_present = _view_names(raw)
-    else:
-        inspector = sa.inspect(bind)
-        existing = set(inspector.get_table_names()) - {VERSION_TABLE}
-        views_present = set(inspector.get_view_names())
+    tables, views_present = tables_and_views(bind)
+    existing = tables - {VERSION_TABLE}
     if not existing:
         _create(op, baseline, views, existing_views=set())
         return
@@ -78,14 +70,10 @@ def baseline_differences(
 
     Both sides are spelled by the database itself: DuckDB canonicalizes the
     baseline in a scratch in-memory database, a server in a rolled-back
-    scratch schema.
+    scratch schema (see catalog.expected_shapes).
     """
-    if bind.dialect.name == "duckdb":
-        expected = canonical_shapes(baseline.tables.values())
-        actual = snapshot(bind.connection.driver_connection, existing)
-    else:
-        expected = scratch_shapes(bind, baseline.tables.values())
-        actual = inspected_shapes(bind, existing)
+    expected = expected_shapes(bind, baseline.tables.values())
+    actual = database_shapes(bind, existing)
     problems = [f"table {name} is missing" for name in sorted(expected.keys() - existing)]
     problems += [f"table {name} is not part of it" for name in sorted(existing - expected.keys())]
     for name in sorted(expected.keys() & existing):
@@ -108,10 +96,3 @@ def _create_views(op: Operations, views: Mapping[str, str], present: set[str]) -
         if name not in present:
             quoted = op.get_context().dialect.identifier_preparer.quote(name)
             op.execute(f"CREATE VIEW {quoted} AS {select_sql}")
-
-
-def _view_names(raw: object) -> set[str]:
-    rows = raw.execute(  # type: ignore[attr-defined]
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
-    ).fetchall()
-    return {row[0] for row in rows}

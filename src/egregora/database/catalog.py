@@ -255,6 +255,32 @@ def _check_definitions(connection: sa.Connection, qualified: str) -> dict[str, s
     return {str(name): normalize_sql(str(definition)) for name, definition in rows}
 
 
+def tables_and_views(bind: sa.Connection) -> tuple[set[str], set[str]]:
+    """Names of the base tables and of the views in the current schema."""
+    if bind.dialect.name == "duckdb":
+        raw = bind.connection.driver_connection
+        views = raw.execute(  # type: ignore[union-attr]
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+        ).fetchall()
+        return table_names(raw), {row[0] for row in views}
+    inspector = sa.inspect(bind)
+    return set(inspector.get_table_names()), set(inspector.get_view_names())
+
+
+def database_shapes(bind: sa.Connection, names: Iterable[str]) -> dict[str, TableShape]:
+    """The shapes of the tables ``names`` as the database holds them."""
+    if bind.dialect.name == "duckdb":
+        return snapshot(bind.connection.driver_connection, names)
+    return inspected_shapes(bind, names)
+
+
+def expected_shapes(bind: sa.Connection, tables: Iterable[sa.Table]) -> dict[str, TableShape]:
+    """The shapes the database would hold for these metadata tables, in its own spelling."""
+    if bind.dialect.name == "duckdb":
+        return canonical_shapes(tables)
+    return scratch_shapes(bind, tables)
+
+
 def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:
     """Human-readable differences of one table, empty when they match."""
     problems: list[str] = []
