@@ -33,6 +33,12 @@ class TableReport:
     seconds: float
     reasons: dict[str, int] = field(default_factory=dict)
     violations: list[ViolationReport] = field(default_factory=list)
+    #: PostgreSQL: altered where it stands; rows_copied then counts the rows kept
+    in_place: bool = False
+
+    @property
+    def kept(self) -> str:
+        return "rows kept in place" if self.in_place else "rows copied"
 
 
 @dataclass
@@ -74,9 +80,9 @@ class RunReport:
             )
             for table in (t for t in self.tables if t.revision.startswith(revision.revision + " ")):
                 lines.append(
-                    f"    {table.table}: {table.rows_copied} rows copied, "
+                    f"    {table.table}: {table.rows_copied} {table.kept}, "
                     f"{table.rows_quarantined} quarantined, {table.indexes_built} indexes "
-                    f"rebuilt, {table.seconds:.2f} s"
+                    f"built, {table.seconds:.2f} s"
                 )
                 for violation in table.violations:
                     samples = ", ".join(_sample(s) for s in violation.samples)
@@ -85,9 +91,11 @@ class RunReport:
                         f"{violation.rows} rows, for example {samples}"
                     )
         totals = self.totals
+        in_place = bool(self.tables) and all(t.in_place for t in self.tables)
+        kept = "rows kept in place" if in_place else "rows copied"
         lines.append(
-            f"  total: {totals['rows_copied']} rows copied, {totals['rows_quarantined']} "
-            f"quarantined, {totals['indexes_built']} indexes rebuilt, {totals['seconds']:.2f} s"
+            f"  total: {totals['rows_copied']} {kept}, {totals['rows_quarantined']} "
+            f"quarantined, {totals['indexes_built']} indexes built, {totals['seconds']:.2f} s"
         )
         if self.refused:
             lines.append("  the real run would be refused (on_violation=fail):")

@@ -201,7 +201,9 @@ def run_online(
     outcomes = execute_plan(connection, plan)
     deferred.update(plan.deferred_keys)
     if report is not None:
-        report.tables += [_table_report(revision, o, violations) for o in outcomes]
+        report.tables += [
+            _table_report(revision, o, violations, _in_place(connection)) for o in outcomes
+        ]
     return outcomes
 
 
@@ -243,9 +245,10 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
                 "Please report this as a bug."
             )
         log.info(
-            "create_copy_swap %s: %d rows copied, %d quarantined%s, %.2f s",
+            "create_copy_swap %s: %d %s, %d quarantined%s, %.2f s",
             table,
             outcome.rows_copied,
+            "rows kept in place" if _in_place(connection) else "rows copied",
             outcome.rows_quarantined,
             f" (to {table}{QUARANTINE_SUFFIX})" if outcome.rows_quarantined else "",
             outcome.seconds,
@@ -254,7 +257,7 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
 
 
 def _table_report(
-    revision: str, outcome: TableOutcome, violations: Sequence[Violation]
+    revision: str, outcome: TableOutcome, violations: Sequence[Violation], in_place: bool
 ) -> TableReport:
     return TableReport(
         revision=revision,
@@ -265,6 +268,7 @@ def _table_report(
         indexes_built=outcome.indexes_built,
         seconds=round(outcome.seconds, 3),
         reasons=dict(outcome.reasons),
+        in_place=in_place,
         violations=[
             ViolationReport(
                 v.rule.kind, v.rule.name, v.rule.expression, v.rows, [list(s) for s in v.samples]
