@@ -161,8 +161,7 @@ def plan_copy_swap(
         from egregora.database.inplace import InPlacePlanner
 
         planner = InPlacePlanner
-    p = planner(dialect, previous, target, dict(column_map or {}), list(dependents))
-    p.changed_checks = frozenset(changed_checks)
+    p = planner(dialect, previous, target, dict(column_map or {}), list(dependents), changed_checks)
     if inline_keys:
         p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
@@ -279,7 +278,6 @@ class _Planner:
 
     #: whether keys are added by ALTER after the copy (see CopySwapPlan.deferred_keys)
     defers_keys = True
-    changed_checks: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -288,8 +286,10 @@ class _Planner:
         target: sa.Table,
         column_map: dict[str, ColumnMapValue],
         dependents: list[sa.Table],
+        changed_checks: Iterable[str] = (),
     ) -> None:
         self.dialect = dialect
+        self.changed_checks = frozenset(changed_checks)  # read by the in-place planner
         self.preparer = dialect.identifier_preparer
         self.ddl = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
         self.previous = previous

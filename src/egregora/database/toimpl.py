@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from egregora.database.catalog import changed_check_names
+from egregora.database.config import SUPPORTED_BACKENDS
 from egregora.database.errors import (
     INTERRUPTED,
     ConstraintViolations,
@@ -42,8 +43,6 @@ from egregora.database.report import RunReport, TableReport, ViolationReport
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
 log = logging.getLogger("alembic.egregora.copy_swap")
 
-#: DuckDB rebuilds the table (plan.py); PostgreSQL alters it in place (inplace.py).
-SUPPORTED_DIALECTS = ("duckdb", "postgresql")
 ON_VIOLATION_OPTION = "egregora_on_violation"
 _DEFERRED = "egregora_deferred_keys"
 #: A list in the migration context's options: where ``fail`` mode collects
@@ -86,7 +85,8 @@ class TableOutcome:
 def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> None:
     context = operations.migration_context
     on_violation = operation.on_violation or context.opts.get(ON_VIOLATION_OPTION) or "fail"
-    if context.dialect.name not in SUPPORTED_DIALECTS:
+    # DuckDB rebuilds the table (plan.py); PostgreSQL alters it in place (inplace.py)
+    if context.dialect.name not in SUPPORTED_BACKENDS:
         raise InvalidOperation(
             f"create_copy_swap on {operation.table.name} runs on DuckDB (a rebuild) and "
             f"PostgreSQL (ALTER in place), not on {context.dialect.name}. Use Alembic's "
