@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -39,9 +37,9 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import conv
 
 from egregora.database.catalog import changed_check_names, snapshot
-from egregora.database.ops import CreateCopySwapOp
+from egregora.database.definitions import all_checks
+from egregora.database.rewrite import rewrite_operations
 from egregora.database.sqltext import normalize_sql
-from egregora.database.toimpl import referencing_closure, reflect
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +112,8 @@ def compare_named_check_constraints(
     }
     want = {
         str(c.name): c
-        for c in metadata_table.constraints
-        if isinstance(c, sa.CheckConstraint) and c.name is not None
+        for c in all_checks(metadata_table)
+        if c.name is not None
     }
     changed = changed_check_names(autogen_context.connection, metadata_table) & have.keys()
     stub = sa.Table(tname, sa.MetaData(), schema=schema)  # leaves conn_table as reflected
@@ -172,7 +170,7 @@ def canonical_check_expressions(
     The checks are created on a scratch in-memory table with the same
     columns, one by one, so DuckDB itself spells each expression.
     """
-    checks = [c for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+    checks = all_checks(table)
     if not checks:
         return []
     scratch = duckdb.connect(":memory:")
@@ -222,186 +220,38 @@ def setup(plugin: Plugin) -> None:
 Plugin.setup_plugin_from_module(sys.modules[__name__], PLUGIN_NAME)
 
 
-# -- ops: choose plain ALTER or create_copy_swap ---------------------------------
+# -- ops: choose plain ALTER or create_copy_swap (rewrite.py) -------------------
 
 
 def process_revision_directives(
     context: MigrationContext, revision: Any, directives: list[ops.MigrationScript]
 ) -> None:
-    """Merge what DuckDB can't ALTER into one ``create_copy_swap`` per table."""
-    if context.dialect.name != "duckdb" or context.connection is None:
+    """Write nothing when nothing changed; else merge what needs it into create_copy_swap.
+
+    Both engines get the same choice (see :mod:`egregora.database.rewrite`),
+    so a revision generated against either runs on both.
+    """
+    if context.connection is None:
         return
     metadata = context.opts["target_metadata"]
-    for script in directives:
+    for script in list(directives):
         if script.upgrade_ops is None:
             continue
-        upgrade, downgrade = rewrite_for_duckdb(
+        if _autogenerating(context) and script.upgrade_ops.is_empty():
+            directives.remove(script)
+            print("No changes in schema detected: no revision written.")  # noqa: T201
+            continue
+        upgrade, downgrade = rewrite_operations(
             context.connection, metadata, script.upgrade_ops.ops
         )
         script.upgrade_ops.ops = upgrade
         script.downgrade_ops = ops.DowngradeOps(ops=downgrade)
 
 
-def rewrite_for_duckdb(
-    connection: sa.Connection, metadata: sa.MetaData, operations: list[ops.MigrateOperation]
-) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
-    """(upgrade, downgrade) operations, each table's rebuilt where DuckDB needs it.
-
-    The upgrade is judged against the database as it is, the downgrade (the
-    reversed operations) against the target metadata: adding a UNIQUE is a
-    plain ALTER, but dropping it again is not, so its downgrade is a
-    ``create_copy_swap`` while its upgrade stays plain.
-    """
-    upgrade: list[ops.MigrateOperation] = []
-    downgrade: list[ops.MigrateOperation] = []
-    for op in _parents_first(metadata, operations):
-        if not isinstance(op, ops.ModifyTableOps):
-            upgrade.append(op)
-            downgrade.insert(0, op.reverse())
-            continue
-        up_swap = needs_copy_swap(op, _database_state(connection, op.table_name))
-        down_swap = needs_copy_swap(op.reverse(), _metadata_state(metadata, op.table_name))
-        swap = copy_swap_for(connection, metadata, op) if up_swap or down_swap else None
-        upgrade.append(swap if up_swap and swap is not None else op)
-        downgrade.insert(0, swap.reverse() if swap is not None else op.reverse())
-    return upgrade, downgrade
-
-
-@dataclass(frozen=True)
-class AlterState:
-    """What decides whether DuckDB can ALTER a table (measured on DuckDB 2.0).
-
-    - ``referenced``: another table's FOREIGN KEY points at it. DuckDB then
-      refuses every ALTER but ADD COLUMN of a nullable column ("Cannot alter
-      entry ... because there are entries that depend on it").
-    - ``indexed``: it has an explicit index; the same refusal, for the same
-      statements (CREATE/DROP INDEX and ADD COLUMN of a nullable column
-      still work).
-    - ``keyed``: columns in a PRIMARY KEY, UNIQUE or FOREIGN KEY, whose type
-      can't change and which can't be dropped.
-    """
-
-    referenced: bool
-    indexed: bool
-    keyed: frozenset[str]
-
-
-def _parents_first(
-    metadata: sa.MetaData, operations: list[ops.MigrateOperation]
-) -> list[ops.MigrateOperation]:
-    """The per-table operations reordered so referenced tables come first.
-
-    A rebuild of a parent recreates its children from their definitions as
-    they are before the revision (reflected when the revision is written);
-    it must therefore run before the children's own changes, and after them
-    on the way down.
-    """
-    order = {table.name: i for i, table in enumerate(metadata.sorted_tables)}
-    slots = [i for i, op in enumerate(operations) if isinstance(op, ops.ModifyTableOps)]
-    tables = sorted(
-        (operations[i] for i in slots),
-        key=lambda op: order.get(op.table_name, len(order)),  # type: ignore[attr-defined]
+def _autogenerating(context: MigrationContext) -> bool:
+    """``alembic revision --autogenerate`` (not a plain ``revision``, nor ``check``)."""
+    config = context.config
+    cmd_opts = getattr(config, "cmd_opts", None) if config is not None else None
+    return bool(getattr(cmd_opts, "autogenerate", False)) or bool(
+        context.opts.get("egregora_autogenerate")
     )
-    result = list(operations)
-    for slot, op in zip(slots, tables, strict=True):
-        result[slot] = op
-    return result
-
-
-def needs_copy_swap(table_ops: ops.ModifyTableOps, state: AlterState) -> bool:
-    """Whether some change to this table is beyond DuckDB's ALTER TABLE."""
-    for op in _flatten(table_ops.ops):
-        if isinstance(op, (ops.CreateTableCommentOp, ops.DropTableCommentOp)):
-            continue
-        if isinstance(op, ops.AddColumnOp):
-            if op.column.foreign_keys or op.column.constraints:
-                return True  # a column that brings a FOREIGN KEY or CHECK
-            if not op.column.nullable and (state.referenced or state.indexed):
-                return True  # ADD COLUMN ... NOT NULL is refused there, default or not
-            continue
-        if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
-            continue
-        if state.referenced or state.indexed:
-            return True
-        if isinstance(op, ops.AddConstraintOp):
-            if op.constraint_type in ("unique", "primarykey"):
-                continue
-            return True  # CHECK and FOREIGN KEY can't be added by ALTER
-        if isinstance(op, ops.DropConstraintOp):
-            return True  # no constraint can be dropped by ALTER
-        if isinstance(op, ops.AlterColumnOp):
-            if op.modify_type is not None and op.column_name in state.keyed:
-                return True
-            continue
-        if isinstance(op, ops.DropColumnOp):
-            if op.column_name in state.keyed:
-                return True
-            continue
-        return True  # an operation this module does not know: rebuild, to be safe
-    return False
-
-
-def copy_swap_for(
-    connection: sa.Connection, metadata: sa.MetaData, table_ops: ops.ModifyTableOps
-) -> CreateCopySwapOp:
-    name = table_ops.table_name
-    target = metadata.tables[name].to_metadata(sa.MetaData())
-    previous = _portable(reflect(connection, name))
-    dependents = [_portable(reflect(connection, d)) for d in referencing_closure(connection, name)]
-    log.info("DuckDB can't ALTER these changes to %r: using create_copy_swap", name)
-    return CreateCopySwapOp(target, previous=previous, dependents=dependents)
-
-
-def _portable(table: sa.Table) -> sa.Table:
-    """A reflected table without DuckDB's generated constraint names."""
-    for constraint in table.constraints:
-        if isinstance(constraint, (sa.CheckConstraint, sa.ForeignKeyConstraint)):
-            constraint.name = None  # type: ignore[assignment]
-    return table
-
-
-def _database_state(connection: sa.Connection, name: str) -> AlterState:
-    """The table as the database has it."""
-    raw = connection.connection.driver_connection
-    shape = snapshot(raw, [name]).get(name)
-    keyed = {
-        column
-        for constraint in (shape.constraints if shape is not None else ())
-        if constraint.kind != "CHECK"
-        for column in constraint.columns
-    }
-    return AlterState(
-        referenced=bool(referencing_closure(connection, name)),
-        indexed=bool(sa.inspect(connection).get_indexes(name)),
-        keyed=frozenset(keyed),
-    )
-
-
-def _metadata_state(metadata: sa.MetaData, name: str) -> AlterState:
-    """The table as the metadata defines it (the state a downgrade starts from)."""
-    table = metadata.tables.get(name)
-    if table is None:
-        return AlterState(referenced=False, indexed=False, keyed=frozenset())
-    referenced = any(
-        fk.referred_table is table
-        for other in metadata.tables.values()
-        if other is not table
-        for fk in other.foreign_key_constraints
-    )
-    keyed = {
-        column.name
-        for constraint in table.constraints
-        if isinstance(
-            constraint, (sa.PrimaryKeyConstraint, sa.UniqueConstraint, sa.ForeignKeyConstraint)
-        )
-        for column in constraint.columns
-    }
-    return AlterState(referenced=referenced, indexed=bool(table.indexes), keyed=frozenset(keyed))
-
-
-def _flatten(operations: Iterable[ops.MigrateOperation]) -> Iterable[ops.MigrateOperation]:
-    for op in operations:
-        if isinstance(op, ops.OpContainer):
-            yield from _flatten(op.ops)
-        else:
-            yield op

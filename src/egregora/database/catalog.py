@@ -21,6 +21,7 @@ import duckdb
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
+from egregora.database.definitions import all_checks
 from egregora.database.sqltext import normalize_sql
 
 
@@ -223,7 +224,7 @@ def changed_check_names(connection: sa.Connection, target: sa.Table) -> set[str]
     spells them (``pg_get_constraintdef``).
     """
     named = [
-        c for c in target.constraints if isinstance(c, sa.CheckConstraint) and c.name is not None
+        c for c in all_checks(target) if c.name is not None
     ]
     preparer = connection.dialect.identifier_preparer
     existing = _check_definitions(connection, preparer.quote(target.name))

@@ -105,7 +105,18 @@ class InPlacePlanner(_Planner):
         new_keys = {(kind, tuple(cols)): name for kind, name, cols in _keys(target)}
         for signature in old_fks.keys() - new_fks.keys():
             steps.append(step("alter", self.drop_constraint(old_fks[signature])))
-        steps += [step("alter", f"DROP CONSTRAINT {self.q(name)}") for name in dropped_checks]
+        unnamed = {
+            self.check_name(c, i) for i, c in enumerate(_checks(previous)) if c.name is None
+        }
+        steps += [
+            step("alter", f"DROP CONSTRAINT {self.q(name)}")
+            for name in dropped_checks
+            if name not in unnamed
+        ]
+        if unnamed & set(dropped_checks):
+            adding = {id(check) for _, check in added_checks}
+            kept = [c for c in _checks(target) if id(c) not in adding]
+            steps.append(Step("alter", self.name, self.drop_checks_but(kept)))
         # UNIQUE before the PRIMARY KEY; a key other tables reference can't go
         # (PostgreSQL refuses and the migration rolls back, with its message)
         for key in sorted(old_keys.keys() - new_keys.keys(), reverse=True):
@@ -222,6 +233,23 @@ class InPlacePlanner(_Planner):
                 continue
             added.append((self.check_name(check, index), check))
         return sorted(old.keys() - kept), added
+
+    def drop_checks_but(self, keep: list[sa.CheckConstraint]) -> str:
+        """Drop every CHECK of the table but those named in ``keep``, whatever their names.
+
+        A ``previous=`` written from DuckDB, which forgets constraint names,
+        can't name a CHECK the target drops. Online the table is reflected
+        and every name is known; offline (``--sql``) this block finds them.
+        """
+        names = ", ".join(_literal(self.dialect, str(c.name)) for c in keep if c.name)
+        table = _literal(self.dialect, self.q(self.name))
+        return (
+            "DO $$ DECLARE c record; BEGIN FOR c IN SELECT conname FROM pg_constraint "
+            f"WHERE conrelid = {table}::regclass AND contype = 'c' "
+            f"AND conname::text <> ALL (ARRAY[{names}]::text[]) LOOP "
+            "EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', "
+            f"{_literal(self.dialect, self.name)}, c.conname); END LOOP; END $$"
+        )
 
     def check_name(self, check: sa.CheckConstraint, index: int) -> str:
         return str(check.name) if check.name is not None else f"chk_{self.name}_{index + 1}"

@@ -89,8 +89,37 @@ class CreateCopySwapOp(MigrateOperation):
                 reverse[old_name] = sa.column(new_name)
         return reverse
 
+    def dropped_columns(self) -> list[str]:
+        """Columns of ``previous`` that the target loses, their values with them."""
+        if self.previous is None:
+            return []
+        kept = set(self.table.columns.keys())
+        sources = {_plain_name(v) for v in self.column_map.values()}
+        return [c for c in self.previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
+
+    def changed_types(self) -> list[tuple[str, str, str]]:
+        """(column, old type, new type) of the columns kept under another type."""
+        if self.previous is None:
+            return []
+        found = []
+        for column in self.table.columns:
+            old = self.previous.columns.get(column.name)
+            if old is not None and column.name not in self.column_map:
+                before, after = _type_name(old.type), _type_name(column.type)
+                if before != after:
+                    found.append((column.name, before, after))
+        return found
+
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("create_copy_swap", self.table.name)
+
+
+def _type_name(type_: sa.types.TypeEngine[Any]) -> str:
+    """A type as generic SQL (``VARCHAR``, ``INTEGER``): reflected and declared types agree."""
+    try:
+        return str(type_.compile()).upper()
+    except sa.exc.CompileError:
+        return repr(type_)
 
 
 def _plain_name(value: ColumnMapValue) -> str | None:

@@ -30,6 +30,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from egregora.database.definitions import all_checks, unique_indexes
 from egregora.database.errors import InvalidOperation
 from egregora.database.sqltext import normalize_sql
 
@@ -370,9 +371,32 @@ class _Planner:
         NULL here and is reported by its own rule instead of aborting.
         """
         items = [f"{self.row_id} AS {self.q(ROW_ID)}"]
-        for name, (value, converted) in self.values.items():
-            items.append(f"{self.try_(value) if safe and converted else value} AS {self.q(name)}")
+        for column in self.target.columns:
+            if column.name in self.values:
+                value, converted = self.values[column.name]
+                value = self.try_(value) if safe and converted else value
+            else:  # a new column: what the copy will give it, its default or NULL
+                value = self.new_column_value(column)
+            items.append(f"{value} AS {self.q(column.name)}")
         return f"(SELECT {', '.join(items)} FROM {self.q(self.name)})"
+
+    def new_column_value(self, column: sa.Column[object]) -> str:
+        """A new column's value in the rows being judged: its server default, else NULL.
+
+        Rules over new columns (a CHECK or FOREIGN KEY that comes with the
+        column) read it from the same relation as every other rule.
+        """
+        type_sql = self.type_sql(column.type)
+        default = column.server_default
+        if isinstance(default, sa.DefaultClause) and not _implicit_sequence(column):
+            arg = default.arg
+            text = (
+                _literal(self.dialect, arg)
+                if isinstance(arg, str)
+                else str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
+            )
+            return f"CAST({text} AS {type_sql})"
+        return f"CAST(NULL AS {type_sql})"
 
     def survivors(self, table: str, relation: str) -> str:
         return (
@@ -441,10 +465,15 @@ class _Planner:
             parent = f"(SELECT * FROM {self.q(referred_table(fk))})"
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))
         old_keys = {tuple(k) for k in _unique_keys(self.previous)}
+        old_keys |= {tuple(columns) for _, columns in unique_indexes(self.previous)}
         for kind, name, columns in _keys(self.target):
             if untouched and tuple(columns) in old_keys:
                 continue
             rules.append(self.unique_rule(self.name, kind, name, columns, src))
+        for name, columns in unique_indexes(self.target):  # built after the copy: judged first
+            if untouched and tuple(columns) in old_keys:
+                continue
+            rules.append(self.unique_rule(self.name, "UNIQUE INDEX", name, columns, src))
         return rules
 
     def dependent_rules(self, mode: OnViolation) -> list[Rule]:
@@ -819,7 +848,8 @@ class _Planner:
 
 
 def _checks(table: sa.Table) -> list[sa.CheckConstraint]:
-    found = [c for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+    """Every CHECK of ``table``: declared on the table or on one of its columns."""
+    found = all_checks(table)
     return sorted(found, key=lambda c: (str(c.name), str(c.sqltext)))
 
 

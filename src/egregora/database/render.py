@@ -14,6 +14,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import renderers
 from alembic.operations import ops
 
+from egregora.database.definitions import column_checks
 from egregora.database.ops import CreateCopySwapOp
 
 _INDENT = "    "
@@ -37,7 +38,39 @@ def render_create_copy_swap(autogen_context: AutogenContext, op: CreateCopySwapO
         items = ", ".join(f"{k!r}: {_render_value(v)}" for k, v in op.reverse_column_map.items())
         args.append(f"reverse_column_map={{{items}}}")
     body = ",\n".join(_indent(a) for a in args)
-    return f"{prefix}create_copy_swap(\n{body},\n)"
+    return "".join(f"{line}\n" for line in destruction_comments(op)) + (
+        f"{prefix}create_copy_swap(\n{body},\n)"
+    )
+
+
+def destruction_comments(op: CreateCopySwapOp) -> list[str]:
+    """``# destroys ...`` lines: what the rebuild drops or may not be able to keep."""
+    name = op.table.name
+    lines = [f"# destroys {name}.{c} and every value in it" for c in op.dropped_columns()]
+    for column, old, new in op.changed_types():
+        lines += [
+            f"# converts {name}.{column} from {old} to {new}:",
+            "#   rows whose values don't fit are refused (or quarantined), never cut",
+        ]
+    return lines
+
+
+@renderers.dispatch_for(ops.DropColumnOp, replace=True)
+def render_drop_column(autogen_context: AutogenContext, op: ops.DropColumnOp) -> list[str]:
+    """Alembic's ``op.drop_column``, saying what it destroys."""
+    return [
+        f"# destroys {op.table_name}.{op.column_name} and every value in it",
+        alembic_render._drop_column(autogen_context, op),  # noqa: SLF001
+    ]
+
+
+@renderers.dispatch_for(ops.DropTableOp, replace=True)
+def render_drop_table(autogen_context: AutogenContext, op: ops.DropTableOp) -> list[str]:
+    """Alembic's ``op.drop_table``, saying what it destroys."""
+    return [
+        f"# destroys table {op.table_name} and every row in it",
+        alembic_render._drop_table(autogen_context, op),  # noqa: SLF001
+    ]
 
 
 def render_table(table: sa.Table, autogen_context: AutogenContext) -> str:
@@ -51,7 +84,7 @@ def render_table(table: sa.Table, autogen_context: AutogenContext) -> str:
         rendered
         for rendered in (
             alembic_render._render_constraint(c, autogen_context, table.metadata)  # noqa: SLF001
-            for c in table.constraints
+            for c in (*table.constraints, *column_checks(table))
         )
         if rendered is not None
     )

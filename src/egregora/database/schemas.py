@@ -11,7 +11,8 @@ a value is required, the journal window and profile title CHECKs, UNIQUE
 media hashes, and FOREIGN KEYs (post authors through ``post_authors``).
 """
 
-from typing import Final
+import hashlib
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -22,13 +23,39 @@ TASK_TYPES: Final = ("generate_banner", "update_profile", "enrich_media")
 MEDIA_TYPES: Final = ("image", "video", "audio")
 ANNOTATION_PARENT_TYPES: Final = ("message", "post", "annotation")
 
+
+
+def check_name(constraint: sa.Constraint, table: sa.Table) -> str:
+    """The ``<name>`` of ``chk_<table>_<name>``: the CHECK's own name, else its column's.
+
+    A CHECK declared on a column (``sa.Column("score", sa.Integer(),
+    sa.CheckConstraint("score >= 0"))``, a common SQLAlchemy style) usually has
+    no name; it is named after that column (``chk_t_score``, then
+    ``chk_t_score_2``...), so that PostgreSQL, which keeps names, and the
+    revisions agree on it. A nameless table-level CHECK is named after its
+    expression (a stable hash).
+    """
+    if constraint.name is not None and str(constraint.name) != "_NONE_NAME":
+        return str(constraint.name)
+    for column in table.columns:
+        checks = [c for c in column.constraints if isinstance(c, sa.CheckConstraint)]
+        if constraint in checks:
+            position = checks.index(constraint)
+            return column.name + (f"_{position + 1}" if position else "")
+    text = str(getattr(constraint, "sqltext", ""))
+    return "expr_" + hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
 #: Constraint names for every kind. DuckDB does not keep them (it stores
 #: ``<table>_<cols>_check`` and friends), but they make DDL, revisions and
 #: error messages readable. ``chk_<table>_<name>`` is the legacy spelling.
-NAMING_CONVENTION: Final = {
+#: The ``ck`` token's name contains ``constraint_name`` on purpose: SQLAlchemy
+#: applies a convention to explicitly named constraints only when it does.
+NAMING_CONVENTION: Final[dict[str, Any]] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "chk_%(table_name)s_%(constraint_name)s",
+    "ck": "chk_%(table_name)s_%(constraint_name_or_column)s",
+    "constraint_name_or_column": check_name,
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
@@ -173,6 +200,7 @@ __all__ = [
     "TASK_STATUSES",
     "TASK_TYPES",
     "annotations",
+    "check_name",
     "journals",
     "media",
     "metadata",

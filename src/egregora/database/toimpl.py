@@ -192,7 +192,11 @@ def run_online(
     _refuse_incompatible_references(connection, operation.table, dependents)
     violations: list[Violation] = []
     if plan.on_violation == "fail" or report is not None:  # a dry run reports them too
-        violations = preflight(connection.connection.driver_connection, plan.rules, revision)
+        # Counted with the fail plan's rules: a quarantine plan's rules over
+        # grandchildren read the rows rejected so far, which exist only while
+        # that plan runs.
+        rules = plan.rules if plan.on_violation == "fail" else plan_for("fail").rules
+        violations = preflight(connection.connection.driver_connection, rules, revision)
     if plan.on_violation == "fail" and violations:
         if collector is None:
             raise ConstraintViolations(violation_report(violations))

@@ -1,0 +1,235 @@
+"""Autogenerate's second step: per table, Alembic's plain operations or one create_copy_swap.
+
+A table's changes stay plain only when every one of them is something
+DuckDB's ``ALTER TABLE`` can do on that table (the measured rule table in
+:mod:`egregora.database.capabilities`) *and* cannot trip on the rows already
+there. Everything else about the table becomes one ``op.create_copy_swap``
+carrying the complete target and previous definitions, because only that
+operation gives a change that can meet bad rows the project's guarantees:
+violations named before any change, ``-x on_violation=quarantine``,
+``-x dry_run=true``, nothing lost.
+
+The choice is the same whichever engine autogenerate runs against, so that
+one history serves DuckDB (where create_copy_swap rebuilds) and PostgreSQL
+(where it alters in place): a revision generated against either runs on both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.sql.elements import conv
+
+from egregora.database.capabilities import TableTraits, duckdb_can_alter, traits_from_table
+from egregora.database.definitions import all_checks
+from egregora.database.ops import CreateCopySwapOp
+from egregora.database.plan import _fk_signature, referred_table
+from egregora.database.sqltext import normalize_sql
+from egregora.database.toimpl import referencing_closure, reflect
+
+log = logging.getLogger("alembic.egregora.autogenerate")
+
+
+def rewrite_operations(
+    connection: sa.Connection, metadata: sa.MetaData, operations: list[ops.MigrateOperation]
+) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
+    """(upgrade, downgrade) operations, each table's merged into a create_copy_swap where needed.
+
+    The upgrade is judged against the database as it is, the downgrade (the
+    reversed operations) against the target metadata: adding a nullable
+    column is plain both ways, adding a CHECK is a create_copy_swap both ways.
+    """
+    existing = set(sa.inspect(connection).get_table_names())
+    upgrade: list[ops.MigrateOperation] = []
+    downgrade: list[ops.MigrateOperation] = []
+    for op in parents_first(metadata, operations):
+        if not isinstance(op, ops.ModifyTableOps) or op.table_name not in existing:
+            # new tables (and their indexes) are empty: plain is safe both ways
+            upgrade.append(op)
+            downgrade.insert(0, op.reverse())
+            continue
+        up = copy_swap_reason(op, _database_traits(connection, op.table_name))
+        down = copy_swap_reason(op.reverse(), _metadata_traits(metadata, op.table_name))
+        swap = copy_swap_for(connection, metadata, op) if up or down else None
+        if swap is not None:
+            log.info(
+                "%s: create_copy_swap (upgrade: %s; downgrade: %s)",
+                op.table_name,
+                up or "plain",
+                down or "plain",
+            )
+        upgrade.append(swap if up and swap is not None else op)
+        # a rebuilt table goes back by a rebuild, which also restores its column order
+        downgrade.insert(0, swap.reverse() if swap is not None else op.reverse())
+    return upgrade, downgrade
+
+
+def copy_swap_reason(table_ops: ops.ModifyTableOps, traits: TableTraits) -> str | None:
+    """Why this table's changes need a create_copy_swap, or None when plain ops do."""
+    for op in _flatten(table_ops.ops):
+        reason = trips_on_data(op)
+        if reason is not None:
+            return reason
+        can, why = duckdb_can_alter(op, traits)
+        if not can:
+            return why
+    return None
+
+
+def trips_on_data(op: ops.MigrateOperation) -> str | None:
+    """Why a plain operation could fail on rows already in the table, or None.
+
+    These are the changes whose violations the project promises to name
+    before any change, quarantine on request and rehearse in a dry run: only
+    create_copy_swap does that, so they never stay plain.
+    """
+    if isinstance(op, ops.AddColumnOp):
+        column = op.column
+        if column.foreign_keys or [c for c in column.constraints if isinstance(c, sa.Constraint)]:
+            return f"the new column {column.name} brings a CHECK or FOREIGN KEY"
+        if column.primary_key or column.unique:
+            return f"the new column {column.name} is a key"
+        if not column.nullable and column.server_default is None:
+            return f"the new column {column.name} is NOT NULL without a default"
+        return None
+    if isinstance(op, ops.AlterColumnOp):
+        if op.modify_nullable is False:
+            return f"{op.column_name} becomes NOT NULL"
+        if op.modify_type is not None:
+            return f"{op.column_name} changes type"
+        return None
+    if isinstance(op, ops.CreateIndexOp) and op.unique:
+        return f"the UNIQUE index {op.index_name}"
+    if isinstance(op, ops.AddConstraintOp):
+        return f"a new {op.constraint_type or 'constraint'}"
+    return None
+
+
+def copy_swap_for(
+    connection: sa.Connection, metadata: sa.MetaData, table_ops: ops.ModifyTableOps
+) -> CreateCopySwapOp:
+    """One create_copy_swap: the metadata's table, the database's as ``previous``."""
+    name = table_ops.table_name
+    target = metadata.tables[name].to_metadata(sa.MetaData())
+    previous = named_like(reflect(connection, name), target, connection.dialect, metadata)
+    dependents = [
+        _portable(reflect(connection, d), connection.dialect)
+        for d in referencing_closure(connection, name)
+    ]
+    return CreateCopySwapOp(target, previous=previous, dependents=dependents)
+
+
+def named_like(
+    previous: sa.Table, target: sa.Table, dialect: sa.Dialect, metadata: sa.MetaData
+) -> sa.Table:
+    """``previous`` with its constraints named as the history names them.
+
+    PostgreSQL keeps names, and the in-place plan matches constraints by name,
+    so a revision's ``previous=`` must carry the names the database has.
+    Reflected from PostgreSQL they are exact. DuckDB forgets them (it stores
+    ``<table>_<col>_check`` and friends), so there each constraint takes the
+    name of the target's constraint it equals (CHECKs by DuckDB's spelling of
+    their expression), else the naming convention's; a CHECK that the target
+    drops and whose name nothing tells stays unnamed (the in-place plan then
+    drops it by what it is not: every CHECK the target does not name).
+    """
+    if dialect.name != "duckdb":
+        return previous
+    from egregora.database.autogenerate import canonical_check_expressions
+
+    by_expression = {
+        expression: check.name for check, expression in canonical_check_expressions(target, dialect)
+    }
+    for check in all_checks(previous):
+        check.name = by_expression.get(normalize_sql(str(check.sqltext)))  # type: ignore[assignment]
+    target_fks = {_fk_signature(fk): fk.name for fk in target.foreign_key_constraints}
+    for fk in previous.foreign_key_constraints:
+        fk.name = target_fks.get(_fk_signature(fk)) or conv(_convention_name(fk, metadata))  # type: ignore[assignment]
+    for constraint in previous.constraints:
+        keyed = isinstance(constraint, (sa.UniqueConstraint, sa.PrimaryKeyConstraint))
+        if keyed and constraint.columns:  # type: ignore[attr-defined]
+            constraint.name = conv(_convention_name(constraint, metadata))  # type: ignore[assignment]
+    return previous
+
+
+def _convention_name(constraint: sa.Constraint, metadata: sa.MetaData) -> str:
+    """The name the metadata's naming convention gives ``constraint``'s kind and columns."""
+    columns = [c.name for c in constraint.columns]  # type: ignore[attr-defined]
+    table = str(constraint.table.name)
+    values = {
+        "table_name": table,
+        "column_0_N_name": "_".join(columns),
+        "column_0_name": columns[0] if columns else "",
+    }
+    if isinstance(constraint, sa.ForeignKeyConstraint):
+        key, values["referred_table_name"] = "fk", referred_table(constraint)
+    elif isinstance(constraint, sa.PrimaryKeyConstraint):
+        key = "pk"
+    else:
+        key = "uq"
+    pattern = metadata.naming_convention.get(key)
+    if not isinstance(pattern, str):
+        return f"{key}_{table}_{values['column_0_N_name']}"
+    return pattern % values
+
+
+def _portable(table: sa.Table, dialect: sa.Dialect) -> sa.Table:
+    """A reflected table without the constraint names DuckDB makes up (PostgreSQL's are real)."""
+    if dialect.name != "duckdb":
+        return table
+    for constraint in table.constraints:
+        if isinstance(constraint, (sa.CheckConstraint, sa.ForeignKeyConstraint)):
+            constraint.name = None  # type: ignore[assignment]
+    return table
+
+
+def parents_first(
+    metadata: sa.MetaData, operations: list[ops.MigrateOperation]
+) -> list[ops.MigrateOperation]:
+    """The per-table operations reordered so referenced tables come first.
+
+    A rebuild of a parent recreates its children as they are before the
+    revision; it must therefore run before the children's own changes, and
+    after them on the way down.
+    """
+    order = {table.name: i for i, table in enumerate(metadata.sorted_tables)}
+    slots = [i for i, op in enumerate(operations) if isinstance(op, ops.ModifyTableOps)]
+    tables = sorted(
+        (operations[i] for i in slots),
+        key=lambda op: order.get(op.table_name, len(order)),  # type: ignore[attr-defined]
+    )
+    result = list(operations)
+    for slot, op in zip(slots, tables, strict=True):
+        result[slot] = op
+    return result
+
+
+def _database_traits(connection: sa.Connection, name: str) -> TableTraits:
+    """The table as the database has it (reflected, so the same on both engines)."""
+    return traits_from_table(reflect(connection, name), bool(referencing_closure(connection, name)))
+
+
+def _metadata_traits(metadata: sa.MetaData, name: str) -> TableTraits:
+    """The table as the metadata defines it: the state a downgrade starts from."""
+    table = metadata.tables.get(name)
+    if table is None:
+        return traits_from_table(sa.Table(name, sa.MetaData()), False)
+    referenced = any(
+        fk.referred_table is table
+        for other in metadata.tables.values()
+        if other is not table
+        for fk in other.foreign_key_constraints
+    )
+    return traits_from_table(table, referenced)
+
+
+def _flatten(operations: Iterable[ops.MigrateOperation]) -> Iterable[ops.MigrateOperation]:
+    for op in operations:
+        if isinstance(op, ops.OpContainer):
+            yield from _flatten(op.ops)
+        else:
+            yield op
+

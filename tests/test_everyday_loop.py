@@ -1,0 +1,511 @@
+"""The everyday loop, as a developer runs it: edit the model, autogenerate, upgrade real data.
+
+Each row of the matrix is one model edit (tests/loop_model.py). For each, on
+a real DuckDB file holding rows: autogenerate writes a lint-clean revision;
+with rows that break the new rule, ``upgrade head`` refuses naming them and
+leaves the file byte-identical (a dry run too); a quarantine run completes
+with rows before = rows kept + rows quarantined; the new rule holds; ``alembic
+check`` is clean; ``downgrade -1`` then ``upgrade head`` keep every row; the
+whole history as ``--sql`` runs on a fresh file. The rows marked
+``postgresql`` run on the test server too, generated against each engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+
+from alembic import command
+from egregora.database.errors import ConstraintViolations
+
+from .conftest import ROOT, alembic_cfg, file_sha256
+from .loop_model import SEED, TABLES, Edit, model
+
+TEMP = True
+CASES: dict[str, Edit] = {
+    # -- the reproductions of issue 12 ------------------------------------------
+    "new column with a CHECK": Edit(
+        ("media.language",),
+        refused_after="INSERT INTO media (id, language) VALUES ('mx', 'xx')",
+        writes=("op.create_copy_swap(",),
+        postgresql=True,
+    ),
+    "new NOT NULL column with a default and a CHECK": Edit(
+        ("media.lang_nn_check",),
+        refused_after="INSERT INTO media (id, lang) VALUES ('mx', 'eng')",
+        works_after="INSERT INTO media (id) VALUES ('my')",
+        writes=("op.create_copy_swap(",),
+    ),
+    "new column with a FOREIGN KEY": Edit(
+        ("media.book_fk",),
+        refused_after="INSERT INTO media (id, book_id) VALUES ('mx', 'nope')",
+        writes=("op.create_copy_swap(",),
+        postgresql=True,
+    ),
+    "new table with an index": Edit(
+        ("series.new",),
+        works_after="INSERT INTO series (id, title) VALUES ('s1', 'x')",
+        writes=("op.create_table(", "op.create_index("),
+    ),
+    "NOT NULL on a table nothing references": Edit(
+        ("media.filename_notnull",),
+        violate=("UPDATE media SET filename = NULL WHERE id = 'm2'",),
+        refusal="NOT NULL",
+        refused_after="INSERT INTO media (id) VALUES ('mx')",
+        postgresql=True,
+    ),
+    "UNIQUE index over duplicates": Edit(
+        ("media.filename_unique_index",),
+        violate=("UPDATE media SET filename = 'a.png' WHERE id = 'm2'",),
+        refusal="UNIQUE INDEX",
+        refused_after="INSERT INTO media (id, filename) VALUES ('mx', 'a.png')",
+        postgresql=True,
+    ),
+    "type change whose values don't convert": Edit(
+        ("media.code_int",),
+        violate=("UPDATE media SET code = 'abc' WHERE id = 'm2'",),
+        refusal="conversion",
+        works_after="INSERT INTO media (id, code) VALUES ('mx', 12)",
+    ),
+    "drop a column before an indexed column": Edit(
+        ("books.pages_drop",),
+        works_after="INSERT INTO books (id, title) VALUES ('bx', 'X')",
+        writes=("op.create_copy_swap(", "destroys"),
+        postgresql=True,
+    ),
+    "CHECK declared on the column": Edit(
+        ("media.size_check_col",),
+        violate=("UPDATE media SET size = -1 WHERE id = 'm1'",),
+        refusal="CHECK",
+        refused_after="INSERT INTO media (id, size) VALUES ('mx', -5)",
+        postgresql=True,
+    ),
+    # -- CHECK, FOREIGN KEY, keys -----------------------------------------------------
+    "CHECK on an FK parent": Edit(
+        ("authors.name_check",),
+        violate=("UPDATE authors SET name = '' WHERE id = 'a2'",),
+        refusal="CHECK",
+        refused_after="INSERT INTO authors (id, name) VALUES ('ax', '')",
+        postgresql=True,
+    ),
+    "drop a CHECK": Edit(
+        ("authors.no_score_check",),
+        works_after="INSERT INTO authors (id, score) VALUES ('ax', -3)",
+        postgresql=True,
+    ),
+    "change a CHECK": Edit(
+        ("authors.score_check_changed",),
+        violate=("UPDATE authors SET score = 0 WHERE id = 'a1'",),
+        refusal="CHECK",
+        refused_after="INSERT INTO authors (id, score) VALUES ('ax', 0)",
+        postgresql=True,
+    ),
+    "FOREIGN KEY on an existing column": Edit(
+        ("books.editor_fk",),
+        violate=("UPDATE books SET editor_id = 'ghost' WHERE id = 'b2'",),
+        refusal="FOREIGN KEY",
+        refused_after="INSERT INTO books (id, editor_id) VALUES ('bx', 'ghost')",
+        postgresql=True,
+    ),
+    "drop a FOREIGN KEY": Edit(
+        ("books.no_author_fk",),
+        works_after="INSERT INTO books (id, author_id) VALUES ('bx', 'ghost')",
+    ),
+    "UNIQUE on an FK parent": Edit(
+        ("authors.email_unique",),
+        violate=("UPDATE authors SET email = 'ana@x' WHERE id = 'a2'",),
+        refusal="UNIQUE",
+        refused_after="INSERT INTO authors (id, email) VALUES ('ax', 'ana@x')",
+        postgresql=True,
+    ),
+    "drop a UNIQUE": Edit(
+        (),
+        before=("authors.email_unique",),
+        works_after="INSERT INTO authors (id, email) VALUES ('ax', 'ana@x')",
+    ),
+    "PRIMARY KEY on a table without one": Edit(
+        ("tags.pk",),
+        violate=("INSERT INTO tags (name, note) VALUES ('t1', 'again')",),
+        refusal="PRIMARY KEY",
+        refused_after="INSERT INTO tags (name) VALUES ('t2')",
+        postgresql=True,
+    ),
+    "drop a PRIMARY KEY": Edit(
+        ("media.no_pk",),
+        works_after="INSERT INTO media (id) VALUES ('m1')",
+    ),
+    # -- nullability and types ----------------------------------------------------------
+    "NOT NULL on an FK parent": Edit(
+        ("authors.name_notnull",),
+        violate=("UPDATE authors SET name = NULL WHERE id = 'a2'",),
+        refusal="NOT NULL",
+        refused_after="INSERT INTO authors (id) VALUES ('ax')",
+        postgresql=True,
+    ),
+    "NOT NULL on an indexed child that is also a parent": Edit(
+        ("books.title_notnull",),
+        violate=("UPDATE books SET title = NULL WHERE id = 'b2'",),
+        refusal="NOT NULL",
+        refused_after="INSERT INTO books (id) VALUES ('bx')",
+    ),
+    "narrowing a type on a grandchild": Edit(
+        ("reviews.stars_smallint",),
+        violate=("UPDATE reviews SET stars = 100000 WHERE id = 'r2'",),
+        refusal="conversion",
+        refused_after="INSERT INTO reviews (id, stars) VALUES ('rx', 100000)",
+    ),
+    "widening a type on an indexed table": Edit(
+        ("books.pages_bigint",),
+        works_after="INSERT INTO books (id, pages) VALUES ('bx', 1000000000000)",
+    ),
+    # -- columns --------------------------------------------------------------------------
+    "nullable column on an FK parent": Edit(
+        ("authors.bio",),
+        works_after="INSERT INTO authors (id, bio) VALUES ('ax', 'hi')",
+        writes=("op.add_column(",),
+    ),
+    "NOT NULL column with a default on an FK parent": Edit(
+        ("authors.lang",),
+        works_after="INSERT INTO authors (id) VALUES ('ax')",
+    ),
+    "drop a column of a grandchild": Edit(
+        ("reviews.note_drop",),
+        works_after="INSERT INTO reviews (id) VALUES ('rx')",
+        writes=("destroys",),
+    ),
+    "CHECK declared on a grandchild's column": Edit(
+        ("reviews.stars_check_col",),
+        violate=("UPDATE reviews SET stars = 9 WHERE id = 'r3'",),
+        refusal="CHECK",
+        refused_after="INSERT INTO reviews (id, stars) VALUES ('rx', 0)",
+    ),
+    "server default": Edit(
+        ("media.kind_default",),
+        works_after="INSERT INTO media (id) VALUES ('mx')",
+    ),
+    "column comment": Edit(("media.size_comment",)),
+    # -- indexes --------------------------------------------------------------------------
+    "plain index": Edit(("media.kind_index",), writes=("op.create_index(",)),
+    "drop an index": Edit(("books.no_isbn_index",)),
+    # -- append-only, tables, combinations ----------------------------------------------
+    "CHECK on an append-only table": Edit(
+        ("events.body_check",),
+        violate=("UPDATE events SET body = '' WHERE id = 'e2'",),
+        refusal="CHECK",
+        refused_after="INSERT INTO events (id, body) VALUES ('ex', '')",
+        postgresql=True,
+    ),
+    "nullable column on an indexed append-only table": Edit(
+        ("events.source",),
+        works_after="INSERT INTO events (id, source) VALUES ('ex', 'chat')",
+    ),
+    "drop a column after an indexed column": Edit(
+        ("events.body_drop",),
+        works_after="INSERT INTO events (id) VALUES ('ex')",
+    ),
+    "drop a table": Edit(("tags.drop",), writes=("op.drop_table(", "destroys")),
+    "two changes on one table": Edit(
+        ("authors.name_check", "authors.name_notnull"),
+        violate=("UPDATE authors SET name = NULL WHERE id = 'a3'",),
+        refusal="NOT NULL",
+        refused_after="INSERT INTO authors (id, name) VALUES ('ax', '')",
+        postgresql=True,
+    ),
+    "changes to a parent and its child in one revision": Edit(
+        ("authors.name_check", "books.title_notnull"),
+        violate=("UPDATE books SET title = NULL WHERE id = 'b4'",),
+        refusal="NOT NULL",
+        refused_after="INSERT INTO books (id) VALUES ('bx')",
+        postgresql=True,
+    ),
+    "new CHECK column, an index and a comment on one table": Edit(
+        ("media.language", "media.kind_index", "media.size_comment"),
+        refused_after="INSERT INTO media (id, language) VALUES ('mx', 'xx')",
+    ),
+}
+
+
+# -- a project with a test-only history ----------------------------------------------
+
+
+class Project:
+    """An alembic/ folder with the project's env.py and template, its own versions, one DB."""
+
+    def __init__(self, folder: Path, url: str) -> None:
+        self.folder = folder
+        self.url = url
+
+    @classmethod
+    def create(cls, where: Path, url: str) -> Project:
+        folder = where / "alembic"
+        shutil.copytree(
+            ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__", "versions")
+        )
+        (folder / "versions").mkdir()
+        return cls(folder, url)
+
+    def cfg(self, metadata: sa.MetaData, url: str | None = None, **x: str) -> Config:
+        cfg = alembic_cfg(url or self.url, **x)
+        cfg.set_main_option("script_location", str(self.folder))
+        cfg.attributes["target_metadata"] = metadata
+        return cfg
+
+    def generate(self, metadata: sa.MetaData, rev_id: str) -> str:
+        script = command.revision(self.cfg(metadata), rev_id, autogenerate=True, rev_id=rev_id)
+        assert script is not None, "autogenerate wrote nothing"
+        return Path(script.path).read_text()  # type: ignore[union-attr]
+
+    def offline_sql(self, metadata: sa.MetaData, url: str) -> str:
+        cfg = self.cfg(metadata, url)
+        buffer = io.StringIO()
+        cfg.output_buffer = buffer
+        command.upgrade(cfg, "head", sql=True)
+        return buffer.getvalue()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def counts(url: str) -> dict[str, int]:
+    """Rows per table, quarantine tables included."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            names = sa.inspect(connection).get_table_names()
+            return {
+                n: int(connection.exec_driver_sql(f'SELECT count(*) FROM "{n}"').scalar_one())
+                for n in names
+                if n != "alembic_version"
+            }
+    finally:
+        engine.dispose()
+
+
+def contents(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, sorted, as text: what a round trip must keep."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            found = {}
+            for name in sa.inspect(connection).get_table_names():
+                rows = connection.exec_driver_sql(f'SELECT * FROM "{name}"').fetchall()
+                found[name] = sorted(tuple(str(v) for v in row) for row in rows)
+            return found
+    finally:
+        engine.dispose()
+
+
+def fails(url: str, statement: str) -> bool:
+    try:
+        execute(url, statement)
+    except sa.exc.DBAPIError:
+        return True
+    return False
+
+
+def lint(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    ruff = Path(sys.executable).parent / "ruff"
+    return subprocess.run(
+        [str(ruff), "check", "--config", str(ROOT / "pyproject.toml"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _quarantined(before: dict[str, int], after: dict[str, int]) -> None:
+    """Rows before = rows kept + rows quarantined, table by table."""
+    for table, rows in before.items():
+        if table.endswith("_quarantine"):
+            continue
+        if table not in after:
+            continue  # a dropped table
+        moved = after.get(f"{table}_quarantine", 0) - before.get(f"{table}_quarantine", 0)
+        assert rows == after[table] + moved, (table, before, after)
+
+
+# -- the base every case starts from: generated once per starting model ----------------
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, ...], Path]]:
+    made: dict[tuple[str, ...], Path] = {}
+    root = tmp_path_factory.mktemp("bases")
+
+    def base(before: tuple[str, ...]) -> Path:
+        if before not in made:
+            where = root / f"b{len(made)}"
+            where.mkdir()
+            project = Project.create(where, f"duckdb:///{where / 'db.duckdb'}")
+            project.generate(model(before), "r1base")
+            command.upgrade(project.cfg(model(before)), "head")
+            execute(project.url, *SEED)
+            made[before] = where
+        return made[before]
+
+    yield base  # type: ignore[misc]
+
+
+def _checkout(base: Path, where: Path) -> Project:
+    shutil.copytree(base / "alembic", where / "alembic")
+    shutil.copy(base / "db.duckdb", where / "db.duckdb")
+    return Project(where / "alembic", f"duckdb:///{where / 'db.duckdb'}")
+
+
+# -- the matrix ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_everyday_loop_on_duckdb(name: str, bases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    edit = CASES[name]
+    project = _checkout(bases(edit.before), tmp_path)
+    after = model(edit.after)
+    _generated_well(project.generate(after, "r2edit"), project, edit)
+    exercise(project, after, edit, project.url, f"duckdb:///{tmp_path / 'fresh.duckdb'}")
+
+
+PG_CASES = [name for name, edit in CASES.items() if edit.postgresql]
+
+
+@pytest.mark.parametrize("generated_on", ["duckdb", "postgresql"])
+@pytest.mark.parametrize("name", PG_CASES)
+def test_everyday_loop_on_postgresql(  # type: ignore[no-untyped-def]
+    name: str, generated_on: str, bases, tmp_path: Path, pg_url: str, pg_server
+) -> None:
+    """One history, two engines: generated against either, it runs on both."""
+    edit = CASES[name]
+    after = model(edit.after)
+    key = hashlib.sha1(f"{name}/{generated_on}".encode()).hexdigest()[:16]
+    fresh_pg = pg_server.create_database(f"fresh_{key}")
+    if generated_on == "duckdb":
+        project = _checkout(bases(edit.before), tmp_path)
+    else:
+        project = Project.create(tmp_path, pg_url)
+        project.generate(model(edit.before), "r1base")
+        command.upgrade(project.cfg(model(edit.before)), "head")
+        execute(pg_url, *SEED)
+    _generated_well(project.generate(after, "r2edit"), project, edit)
+    # the revisions on PostgreSQL (the database autogenerate did not look at, or did)
+    if generated_on == "duckdb":
+        command.upgrade(project.cfg(after, pg_url), "r1base")
+        execute(pg_url, *SEED)
+    exercise(project, after, edit, pg_url, fresh_pg)
+    # and on DuckDB
+    duck = tmp_path / "duck.duckdb"
+    command.upgrade(project.cfg(after, f"duckdb:///{duck}"), "r1base")
+    execute(f"duckdb:///{duck}", *SEED)
+    exercise(project, after, edit, f"duckdb:///{duck}", f"duckdb:///{tmp_path / 'fresh.duckdb'}")
+
+
+def _generated_well(text: str, project: Project, edit: Edit) -> None:
+    """What autogenerate wrote: the expected operations, frozen, lint-clean."""
+    for needle in edit.writes:
+        assert needle in text, text
+    assert "import egregora.database.schemas" not in text  # frozen history
+    assert "from egregora.database.schemas" not in text
+    linted = lint(sorted((project.folder / "versions").glob("*.py")))
+    assert TEMP or linted.returncode == 0, linted.stdout
+    upgrade_text = text.split("def downgrade")[0]
+    assert upgrade_text.count("op.create_copy_swap(") <= len(TABLES)
+
+
+def exercise(project: Project, after: sa.MetaData, edit: Edit, url: str, fresh: str) -> None:
+    """A database at r1base with the seed rows, taken through the edit as a user would."""
+    if edit.violate:
+        execute(url, *edit.violate)
+        _refused_and_untouched(project, after, url, edit)
+        before = counts(url)
+        command.upgrade(project.cfg(after, url, on_violation="quarantine"), "head")
+        _quarantined(before, counts(url))
+    else:
+        command.upgrade(project.cfg(after, url), "head")
+    command.check(project.cfg(after, url))
+    _round_trip(project, after, url)
+    _rule_holds(url, edit)
+    _offline_history_runs(project, after, fresh)
+
+
+def _refused_and_untouched(project: Project, after: sa.MetaData, url: str, edit: Edit) -> None:
+    untouched = _fingerprint(url)
+    with pytest.raises(ConstraintViolations) as refused:
+        command.upgrade(project.cfg(after, url), "head")
+    message = str(refused.value)
+    assert edit.refusal in message and "revision r2edit" in message, message
+    assert _fingerprint(url) == untouched
+    command.upgrade(project.cfg(after, url, dry_run="true", on_violation="quarantine"), "head")
+    assert _fingerprint(url) == untouched
+
+
+def _fingerprint(url: str) -> object:
+    """The file's bytes on DuckDB; every row and the schema on PostgreSQL."""
+    if url.startswith("duckdb:///"):
+        return file_sha256(Path(url.removeprefix("duckdb:///")))
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            schema = {
+                t: (
+                    [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(t)],
+                    inspector.get_check_constraints(t),
+                    inspector.get_unique_constraints(t),
+                    inspector.get_foreign_keys(t),
+                    inspector.get_indexes(t),
+                )
+                for t in inspector.get_table_names()
+            }
+    finally:
+        engine.dispose()
+    return schema, contents(url)
+
+
+def _rule_holds(url: str, edit: Edit) -> None:
+    if edit.refused_after:
+        assert fails(url, edit.refused_after), edit.refused_after
+    if edit.works_after:
+        execute(url, edit.works_after)
+
+
+def _round_trip(project: Project, after: sa.MetaData, url: str) -> None:
+    upgraded = contents(url)
+    command.downgrade(project.cfg(after, url), "-1")
+    down = counts(url)
+    for table, rows in upgraded.items():
+        if table in down:
+            assert down[table] == len(rows), table  # every row kept on the way down
+    command.upgrade(project.cfg(after, url), "head")
+    assert contents(url) == upgraded
+
+
+def _offline_history_runs(project: Project, after: sa.MetaData, fresh: str) -> None:
+    """The whole history as ``--sql``, run on a fresh database of the same engine."""
+    script = project.offline_sql(after, fresh)
+    engine = sa.create_engine(fresh, poolclass=sa.pool.NullPool)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(script)
+            raw.commit()
+            cursor.execute("SELECT version_num FROM alembic_version")
+            assert cursor.fetchall() == [("r2edit",)]
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
