@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from alembic.config import Config
 from alembic import command
 from egregora.database.errors import ConstraintViolations
 
-from .conftest import ROOT, alembic_cfg, file_sha256
+from .conftest import ROOT, alembic_cfg, file_sha256, run_cli
 from .loop_model import SEED, TABLES, Edit, model
 
 TEMP = True
@@ -509,3 +510,103 @@ def _offline_history_runs(project: Project, after: sa.MetaData, fresh: str) -> N
             raw.close()
     finally:
         engine.dispose()
+
+
+# -- what a run says ------------------------------------------------------------------------
+
+
+def _edited(bases, tmp_path: Path, *edits: str) -> tuple[Project, sa.MetaData]:  # type: ignore[no-untyped-def]
+    project = _checkout(bases(()), tmp_path)
+    after = model(edits)
+    project.generate(after, "r2edit")
+    return project, after
+
+
+def test_a_refusal_counts_the_rows_that_would_follow(  # type: ignore[no-untyped-def]
+    bases, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project, after = _edited(bases, tmp_path, "authors.name_check")
+    execute(project.url, "UPDATE authors SET name = '' WHERE id = 'a1'")
+    cfg = project.cfg(after)
+    cfg.config_file_name = None  # the ini's logging config would drop the handler below
+    logger = logging.getLogger("alembic.egregora.copy_swap")
+    logger.addHandler(caplog.handler)
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger.name),
+            pytest.raises(ConstraintViolations) as refused,
+        ):
+            command.upgrade(cfg, "head")
+    finally:
+        logger.removeHandler(caplog.handler)
+    message = str(refused.value)
+    assert "violate 1 constraint" in message
+    assert "books: 2 rows that reference those rows of authors" in message  # b1, b2
+    assert "reviews: 3 rows that reference those rows of authors" in message  # r1, r2, r3
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "authors: 1 row violates the new rules" in logged
+    assert "quarantined" not in logged  # a refused run quarantines nothing
+
+
+def test_report_counts_match_the_quarantine_tables(  # type: ignore[no-untyped-def]
+    bases, tmp_path: Path
+) -> None:
+    import json
+
+    project, after = _edited(bases, tmp_path, "authors.name_check")
+    execute(project.url, "UPDATE authors SET name = '' WHERE id = 'a1'")
+    report = tmp_path / "report.json"
+    command.upgrade(
+        project.cfg(after, on_violation="quarantine", report=str(report)), "head"
+    )
+    found = json.loads(report.read_text())
+    held = {t: n for t, n in counts(project.url).items() if t.endswith("_quarantine")}
+    assert held == {"authors_quarantine": 1, "books_quarantine": 2, "reviews_quarantine": 3}
+    assert found["totals"]["rows_quarantined"] == sum(held.values())
+    assert found["revisions"][0]["quarantined"] == held
+
+
+def test_a_dry_run_counts_what_drops_destroy(  # type: ignore[no-untyped-def]
+    bases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, after = _edited(bases, tmp_path, "books.pages_drop", "tags.drop", "media.no_pk")
+    text = (project.folder / "versions" / "r2edit_r2edit.py").read_text()
+    assert "# destroys books.pages and every value in it" in text
+    assert "# destroys table tags and every row in it" in text
+    digest = file_sha256(tmp_path / "db.duckdb")
+    command.upgrade(project.cfg(after, dry_run="true"), "head")
+    out = capsys.readouterr().out
+    assert "destroys books.pages: 3 non-NULL values" in out, out  # b3 has none
+    assert "destroys table tags: 3 rows" in out, out
+    assert file_sha256(tmp_path / "db.duckdb") == digest
+
+
+def test_no_change_writes_no_revision(  # type: ignore[no-untyped-def]
+    bases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _checkout(bases(()), tmp_path)
+    cfg = project.cfg(model())
+    cfg.cmd_opts.autogenerate = True  # type: ignore[union-attr]  (as `revision --autogenerate`)
+    command.revision(cfg, "nothing", autogenerate=True)
+    assert "No changes in schema detected" in capsys.readouterr().out
+    assert [p.name for p in (project.folder / "versions").glob("*.py")] == ["r1base_r1base.py"]
+    project.generate(model(["authors.bio"]), "r2edit")  # the next autogenerate still works
+
+
+def test_no_change_writes_no_revision_through_the_command_line(tmp_path: Path) -> None:
+    """The real project at head: `alembic revision --autogenerate` says so and writes nothing."""
+    folder = tmp_path / "alembic"
+    shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    ini = tmp_path / "alembic.ini"
+    ini.write_text((ROOT / "alembic.ini").read_text().replace("%(here)s/alembic", str(folder)))
+    url = f"duckdb:///{tmp_path / 'db.duckdb'}"
+    assert run_cli("-x", f"url={url}", "upgrade", "head", cwd=tmp_path, ini=ini).returncode == 0
+    before = sorted(p.name for p in (folder / "versions").glob("*.py"))
+    result = run_cli(
+        "-x", f"url={url}", "revision", "--autogenerate", "-m", "x", cwd=tmp_path, ini=ini
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No changes in schema detected" in result.stdout
+    assert sorted(p.name for p in (folder / "versions").glob("*.py")) == before
+    check = run_cli("-x", f"url={url}", "check", cwd=tmp_path, ini=ini)
+    assert check.returncode == 0, check.stderr

@@ -249,9 +249,11 @@ def process_revision_directives(
 
 
 def _autogenerating(context: MigrationContext) -> bool:
-    """``alembic revision --autogenerate`` (not a plain ``revision``, nor ``check``)."""
+    """``alembic revision --autogenerate``, not ``alembic check``.
+
+    Both run this hook; only the command line's ``revision`` has the
+    ``--autogenerate`` flag (``check`` needs the empty script it compares).
+    """
     config = context.config
     cmd_opts = getattr(config, "cmd_opts", None) if config is not None else None
-    return bool(getattr(cmd_opts, "autogenerate", False)) or bool(
-        context.opts.get("egregora_autogenerate")
-    )
+    return bool(getattr(cmd_opts, "autogenerate", False))

@@ -138,11 +138,13 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     options = _configure_kwargs(context)
     options[VIOLATIONS_OPTION] = violations
     options[REPORT_OPTION] = report
-    options["on_version_apply"] = _RevisionTimer(report)
+    timer = _RevisionTimer(report)
+    options["on_version_apply"] = timer
     context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
             _serialize_and_allow_rewrite(connection)
+            timer.start(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
             if dry_run:  # everything ran: report it, then roll it all back
@@ -190,23 +192,52 @@ def _serialize_and_allow_rewrite(connection: sa.Connection) -> None:
 
 
 class _RevisionTimer:
-    """Alembic's on_version_apply hook: how long each revision took."""
+    """Alembic's on_version_apply hook: how long each revision took, what it quarantined.
+
+    Quarantined rows are counted in the ``<table>_quarantine`` tables
+    themselves, so that the report matches them whoever moved the rows
+    (create_copy_swap, or a revision's own SQL such as v4e's).
+    """
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
+        self.last = time.perf_counter()
+        self.quarantine: dict[str, int] = {}
+
+    def start(self, connection: sa.Connection) -> None:
+        self.quarantine = quarantine_counts(connection)
         self.last = time.perf_counter()
 
     def __call__(self, *, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         now = time.perf_counter()
         revision = step.up_revision_id  # for a downgrade too: the revision undone
+        counts = quarantine_counts(ctx.connection) if ctx.connection is not None else {}
         self.report.revisions.append(
             RevisionReport(
                 revision=str(revision),
                 direction="upgrade" if step.is_upgrade else "downgrade",
                 seconds=round(now - self.last, 3),
+                quarantined={
+                    t: n - self.quarantine.get(t, 0)
+                    for t, n in counts.items()
+                    if n != self.quarantine.get(t, 0)
+                },
             )
         )
-        self.last = now
+        self.quarantine = counts
+        self.last = time.perf_counter()
+
+
+def quarantine_counts(connection: sa.Connection) -> dict[str, int]:
+    """Rows in each ``<table>_quarantine`` table."""
+    preparer = connection.dialect.identifier_preparer
+    return {
+        name: int(
+            connection.exec_driver_sql(f"SELECT count(*) FROM {preparer.quote(name)}").scalar_one()
+        )
+        for name in sa.inspect(connection).get_table_names()
+        if name.endswith(QUARANTINE_SUFFIX)
+    }
 
 
 def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:

@@ -10,10 +10,41 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.ddl.impl import DefaultImpl
+from alembic.ddl.postgresql import PostgresqlImpl
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
+from egregora.database.destroyed import record_dropped
 
-class EgregoraDuckDBImpl(DuckDBImpl):
+
+class CountsWhatItDestroys(DefaultImpl):
+    """Plain ``drop_column`` and ``drop_table`` count what they drop, for the run's report.
+
+    Only online, and only when the run keeps a report (dry runs, ``-x report=``).
+    """
+
+    def drop_column(self, table_name: str, column: Any, **kw: Any) -> None:
+        self._record(table_name, [column.name])
+        super().drop_column(table_name, column, **kw)
+
+    def drop_table(self, table: Any, **kw: Any) -> None:
+        self._record(table.name, None)
+        super().drop_table(table, **kw)
+
+    def _record(self, table: str, columns: list[str] | None) -> None:
+        from egregora.database.toimpl import REPORT_OPTION, current_revision
+
+        report = self.context_opts.get(REPORT_OPTION)
+        if report is None or self.as_sql or self.connection is None:
+            return
+        record_dropped(self.connection, report, current_revision(), table, columns)
+
+
+class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
+    __dialect__ = "postgresql"
+
+
+class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
     __dialect__ = "duckdb"
 
     def compare_server_default(

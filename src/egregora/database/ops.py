@@ -84,7 +84,7 @@ class CreateCopySwapOp(MigrateOperation):
         reverse: dict[str, ColumnMapValue] = {}
         old_names = set(self.previous.columns.keys()) if self.previous is not None else set()
         for new_name, value in self.column_map.items():
-            old_name = _plain_name(value)
+            old_name = plain_name(value)
             if old_name is not None and old_name != new_name and old_name in old_names:
                 reverse[old_name] = sa.column(new_name)
         return reverse
@@ -94,7 +94,7 @@ class CreateCopySwapOp(MigrateOperation):
         if self.previous is None:
             return []
         kept = set(self.table.columns.keys())
-        sources = {_plain_name(v) for v in self.column_map.values()}
+        sources = {plain_name(v) for v in self.column_map.values()}
         return [c for c in self.previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
 
     def changed_types(self) -> list[tuple[str, str, str]]:
@@ -122,7 +122,7 @@ def _type_name(type_: sa.types.TypeEngine[Any]) -> str:
         return repr(type_)
 
 
-def _plain_name(value: ColumnMapValue) -> str | None:
+def plain_name(value: ColumnMapValue) -> str | None:
     if isinstance(value, sa.sql.elements.ColumnClause) and value.table is None:
         return str(value.name)
     if isinstance(value, str) and _BARE_NAME.match(value.strip()):

@@ -46,6 +46,24 @@ class RevisionReport:
     revision: str
     direction: str
     seconds: float
+    #: rows this revision added to each ``<table>_quarantine`` (counted in the tables)
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DestroyedData:
+    """What a dropped column or table held: non-NULL values, or rows."""
+
+    revision: str
+    table: str
+    column: str | None  # None: the whole table
+    values: int
+
+    def describe(self) -> str:
+        if self.column is None:
+            return f"table {self.table}: {self.values} row{'' if self.values == 1 else 's'}"
+        noun = "value" if self.values == 1 else "values"
+        return f"{self.table}.{self.column}: {self.values} non-NULL {noun}"
 
 
 @dataclass
@@ -55,12 +73,18 @@ class RunReport:
     revisions: list[RevisionReport] = field(default_factory=list)
     tables: list[TableReport] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    destroyed: list[DestroyedData] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, float]:
+        moved = [n for r in self.revisions for n in r.quarantined.values()]
         return {
             "rows_copied": sum(t.rows_copied for t in self.tables),
-            "rows_quarantined": sum(t.rows_quarantined for t in self.tables),
+            # what the quarantine tables received, whoever moved the rows there
+            # (create_copy_swap, or a revision's own SQL)
+            "rows_quarantined": sum(moved)
+            if self.revisions
+            else sum(t.rows_quarantined for t in self.tables),
             "indexes_built": sum(t.indexes_built for t in self.tables),
             "seconds": round(sum(r.seconds for r in self.revisions), 3),
         }
@@ -78,7 +102,14 @@ class RunReport:
             lines.append(
                 f"  revision {revision.revision} ({revision.direction}): {revision.seconds:.2f} s"
             )
-            for table in (t for t in self.tables if t.revision.startswith(revision.revision + " ")):
+            moved = ", ".join(
+                f"{table} +{n}" for table, n in sorted(revision.quarantined.items()) if n
+            )
+            if moved:
+                lines.append(f"    moved to quarantine: {moved}")
+            for item in (d for d in self.destroyed if _of(d.revision, revision.revision)):
+                lines.append(f"    destroys {item.describe()}")
+            for table in (t for t in self.tables if _of(t.revision, revision.revision)):
                 lines.append(
                     f"    {table.table}: {table.rows_copied} {table.kept}, "
                     f"{table.rows_quarantined} quarantined, {table.indexes_built} indexes "
@@ -101,6 +132,11 @@ class RunReport:
             lines.append("  the real run would be refused (on_violation=fail):")
             lines += [f"    - {line}" for line in self.refused]
         return "\n".join(lines)
+
+
+def _of(tagged: str, revision: str) -> bool:
+    """Whether ``tagged`` (``"<revision> upgrade"``) belongs to ``revision``."""
+    return tagged.startswith(revision + " ")
 
 
 def _sample(values: list[Any]) -> str:

@@ -19,6 +19,7 @@ from alembic.operations import Operations
 
 from egregora.database.catalog import changed_check_names
 from egregora.database.config import SUPPORTED_BACKENDS
+from egregora.database.destroyed import record_dropped
 from egregora.database.errors import (
     INTERRUPTED,
     ConstraintViolations,
@@ -28,7 +29,7 @@ from egregora.database.errors import (
     first_line,
     is_interrupt,
 )
-from egregora.database.ops import CreateCopySwapOp
+from egregora.database.ops import CreateCopySwapOp, plain_name
 from egregora.database.plan import (
     QUARANTINE_SUFFIX,
     REJECTED,
@@ -59,15 +60,28 @@ class Violation:
     rows: int
     samples: list[tuple[Any, ...]]
     revision: str = ""
+    #: set for rows that break no rule themselves but reference violating rows
+    #: of this table: quarantine would move them too
+    follows: str = ""
 
     def describe(self) -> str:
+        where = f" [revision {self.revision}]" if self.revision else ""
+        if self.follows:
+            return (
+                f"{self.table}: {rows(self.rows)} that reference those rows of {self.follows} "
+                f"(directly or not) would follow them into {self.table}{QUARANTINE_SUFFIX}"
+                f"{where}"
+            )
         keys = ", ".join(_sample(s) for s in self.samples)
         more = ", ..." if self.rows > len(self.samples) else ""
-        where = f" [revision {self.revision}]" if self.revision else ""
         return (
             f"{self.rule.kind} {self.rule.name} on {self.table} ({self.rule.expression}): "
-            f"{self.rows} row{'s' if self.rows != 1 else ''} (for example {keys}{more}){where}"
+            f"{rows(self.rows)} (for example {keys}{more}){where}"
         )
+
+
+#: the rule of rows that only follow a violating parent (see Violation.follows)
+_FOLLOWS = Rule("", "FOREIGN KEY", "", "references a row above", "", "", "")
 
 
 @dataclass
@@ -92,7 +106,7 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
             f"PostgreSQL (ALTER in place), not on {context.dialect.name}. Use Alembic's "
             "plain operations there."
         )
-    revision = _current_revision()
+    revision = current_revision()
     if context.as_sql:
         _run_offline(operations, operation, on_violation, revision)
         return
@@ -197,12 +211,18 @@ def run_online(
         # that plan runs.
         rules = plan.rules if plan.on_violation == "fail" else plan_for("fail").rules
         violations = preflight(connection.connection.driver_connection, rules, revision)
-    if plan.on_violation == "fail" and violations:
+    dropped = set(previous.columns.keys()) - set(operation.table.columns.keys())
+    dropped -= {_plain_source(v) for v in operation.column_map.values()}
+    record_dropped(connection, report, revision, name, sorted(dropped))
+    refusing = plan.on_violation == "fail" and bool(violations)
+    if refusing:
         if collector is None:
             raise ConstraintViolations(violation_report(violations))
         collector.extend(violations)
         plan = plan_for("quarantine")
-    outcomes = execute_plan(connection, plan)
+    outcomes = execute_plan(connection, plan, refusing=refusing)
+    if refusing and collector is not None:
+        collector.extend(followers(plan, outcomes, revision))
     deferred.update(plan.deferred_keys)
     if report is not None:
         report.tables += [
@@ -211,8 +231,26 @@ def run_online(
     return outcomes
 
 
-def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOutcome]:
-    """Preflight, then run every step; verify that no row went missing."""
+def followers(
+    plan: CopySwapPlan, outcomes: Sequence[TableOutcome], revision: str
+) -> list[Violation]:
+    """The rows of referencing tables that quarantine would move with the violating rows."""
+    return [
+        Violation(o.table, _FOLLOWS, o.rows_quarantined, [], revision, follows=plan.table)
+        for o in outcomes
+        if o.table != plan.table and o.rows_quarantined
+    ]
+
+
+def execute_plan(
+    connection: sa.Connection, plan: CopySwapPlan, *, refusing: bool = False
+) -> list[TableOutcome]:
+    """Run every step; verify that no row went missing.
+
+    ``refusing``: a fail-mode run that goes on as if quarantining, to judge
+    the later operations on the data they would see, and will be rolled
+    back; its log says how many rows violate, not that any were quarantined.
+    """
     raw = connection.connection.driver_connection
     assert raw is not None
     preparer = connection.dialect.identifier_preparer
@@ -248,16 +286,31 @@ def execute_plan(connection: sa.Connection, plan: CopySwapPlan) -> list[TableOut
                 "quarantined. The migration was rolled back; the database is unchanged. "
                 "Please report this as a bug."
             )
+        kept = "kept in place" if _in_place(connection) else "copied"
+        if refusing:
+            n = outcome.rows_quarantined
+            what = ("violates" if n == 1 else "violate") + " the new rules"
+            if table != plan.table:
+                what = ("references" if n == 1 else "reference") + " rows that do"
+            log.info(
+                "create_copy_swap %s: %s %s (the run will be refused)", table, rows(n), what
+            )
+            continue
         log.info(
-            "create_copy_swap %s: %d %s, %d quarantined%s, %.2f s",
+            "create_copy_swap %s: %s %s, %d quarantined%s, %.2f s",
             table,
-            outcome.rows_copied,
-            "rows kept in place" if _in_place(connection) else "rows copied",
+            rows(outcome.rows_copied),
+            kept,
             outcome.rows_quarantined,
             f" (to {table}{QUARANTINE_SUFFIX})" if outcome.rows_quarantined else "",
             outcome.seconds,
         )
     return list(outcomes.values())
+
+
+def rows(count: int) -> str:
+    """``1 row``, ``2 rows``."""
+    return f"{count} row{'' if count == 1 else 's'}"
 
 
 def _table_report(
@@ -434,6 +487,10 @@ def _refuse_incompatible_references(
                     )
 
 
+def _plain_source(value: Any) -> str:
+    return plain_name(value) or ""
+
+
 def _words(sql: str) -> set[str]:
     """Identifiers in ``sql``, quoted or bare, lower-cased."""
     pairs = re.findall(r'"((?:[^"]|"")+)"|(\w+)', sql)
@@ -504,8 +561,8 @@ def _sample(values: tuple[Any, ...]) -> str:
 
 def violation_report(violations: Sequence[Violation]) -> str:
     """One report of every violated constraint, and how to proceed."""
-    total = len(violations)
-    lines = "\n".join(f"  - {v.describe()}" for v in violations)
+    total = len([v for v in violations if not v.follows])
+    lines = "\n".join(f"  {'  ' if v.follows else ''}- {v.describe()}" for v in violations)
     return (
         f"Refused: existing rows violate {total} constraint{'s' if total != 1 else ''} "
         f"the migration would add, so nothing was changed:\n{lines}\n"
@@ -522,7 +579,7 @@ def _step_failure(plan: CopySwapPlan, table: str, exc: BaseException) -> str:
     )
 
 
-def _current_revision() -> str:
+def current_revision() -> str:
     """The revision whose upgrade() or downgrade() is calling us, for quarantine rows."""
     for frame in pyinspect.stack(context=0):
         module_globals = frame.frame.f_globals
