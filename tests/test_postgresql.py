@@ -26,7 +26,7 @@ from alembic.config import Config
 from alembic import command
 from egregora.database import schemas
 from egregora.database.catalog import describe_differences, inspected_shapes, scratch_shapes
-from egregora.database.errors import AdoptionRefused, ConstraintViolations, MigrationFailed
+from egregora.database.errors import AdoptionRefused, ConstraintViolations
 
 from . import legacy
 from .conftest import alembic_cfg, run_cli

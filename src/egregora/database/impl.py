@@ -23,9 +23,11 @@ class CountsWhatItDestroys(DefaultImpl):
     Only online, and only when the run keeps a report (dry runs, ``-x report=``).
     """
 
-    def drop_column(self, table_name: str, column: Any, **kw: Any) -> None:
+    def drop_column(
+        self, table_name: str, column: Any, schema: str | None = None, **kw: Any
+    ) -> None:
         self._record(table_name, [column.name])
-        super().drop_column(table_name, column, **kw)
+        super().drop_column(table_name, column, schema=schema, **kw)
 
     def drop_table(self, table: Any, **kw: Any) -> None:
         self._record(table.name, None)
