@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from alembic import command
 from egregora.database.errors import ConstraintViolations
@@ -505,7 +506,7 @@ def _offline_history_runs(project: Project, after: sa.MetaData, fresh: str) -> N
             cursor.execute(script)
             raw.commit()
             cursor.execute("SELECT version_num FROM alembic_version")
-            assert cursor.fetchall() == [("r2edit",)]
+            assert cursor.fetchall() == [(_head(project),)]
         finally:
             raw.close()
     finally:
@@ -610,3 +611,48 @@ def test_no_change_writes_no_revision_through_the_command_line(tmp_path: Path) -
     assert sorted(p.name for p in (folder / "versions").glob("*.py")) == before
     check = run_cli("-x", f"url={url}", "check", cwd=tmp_path, ini=ini)
     assert check.returncode == 0, check.stderr
+
+
+def test_an_edit_of_the_real_schema_on_top_of_the_real_history(tmp_path: Path) -> None:
+    """The issue's own reproduction: schemas.py gains posts.language with a CHECK and a
+    NOT NULL media.filename, on a messy V3 file taken to head; whatever the head is."""
+    from egregora.database import schemas
+
+    from .messy import build_v3
+
+    path = tmp_path / "egregora.duckdb"
+    build_v3(path, n=200)
+    url = f"duckdb:///{path}"
+    folder = tmp_path / "alembic"
+    shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    project = Project(folder, url)
+    command.upgrade(project.cfg(schemas.metadata, on_violation="quarantine"), "head")
+    head = ScriptDirectory.from_config(project.cfg(schemas.metadata)).get_current_head()
+
+    edited = sa.MetaData(naming_convention=schemas.NAMING_CONVENTION)
+    for table in schemas.metadata.sorted_tables:
+        table.to_metadata(edited)
+    edited.tables["posts"].append_column(
+        sa.Column("language", sa.String(), sa.CheckConstraint("language IN ('en', 'pt', 'es')"))
+    )
+    edited.tables["media"].c.filename.nullable = False
+    text = project.generate(edited, "r_edit")
+    assert f"down_revision: str | Sequence[str] | None = {head!r}" in text
+    execute(url, "UPDATE media SET filename = NULL WHERE id = (SELECT min(id) FROM media)")
+    untouched = file_sha256(path)
+    with pytest.raises(ConstraintViolations, match="NOT NULL media.filename"):
+        command.upgrade(project.cfg(edited), "head")
+    assert file_sha256(path) == untouched
+    before = counts(url)
+    command.upgrade(project.cfg(edited, on_violation="quarantine"), "head")
+    _quarantined(before, counts(url))
+    assert fails(url, "UPDATE posts SET language = 'xx'")
+    command.check(project.cfg(edited))
+    _round_trip(project, edited, url)
+    _offline_history_runs(project, edited, f"duckdb:///{tmp_path / 'fresh.duckdb'}")
+
+
+def _head(project: Project) -> str:
+    head = ScriptDirectory.from_config(project.cfg(sa.MetaData())).get_current_head()
+    assert head is not None
+    return head
