@@ -59,6 +59,10 @@ def model(edits: Iterable[str] = ()) -> sa.MetaData:
             meta,
             sa.Column("id", sa.String(), primary_key=True),
             sa.Column("title", sa.String()),
+            *_if(
+                "series.rating" in e,
+                sa.Column("rating", sa.Integer(), sa.CheckConstraint("rating >= 0")),
+            ),
             sa.Index("ix_series_title", "title"),
         )
     return meta

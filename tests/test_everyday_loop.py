@@ -58,6 +58,12 @@ CASES: dict[str, Edit] = {
         works_after="INSERT INTO series (id, title) VALUES ('s1', 'x')",
         writes=("op.create_table(", "op.create_index("),
     ),
+    "new table with a CHECK declared on a column": Edit(
+        ("series.new", "series.rating"),
+        refused_after="INSERT INTO series (id, rating) VALUES ('s1', -1)",
+        writes=("op.create_table(", "name=op.f('chk_series_rating')"),
+        postgresql=True,
+    ),
     "NOT NULL on a table nothing references": Edit(
         ("media.filename_notnull",),
         violate=("UPDATE media SET filename = NULL WHERE id = 'm2'",),

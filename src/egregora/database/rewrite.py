@@ -46,6 +46,8 @@ def rewrite_operations(
     upgrade: list[ops.MigrateOperation] = []
     downgrade: list[ops.MigrateOperation] = []
     for op in parents_first(metadata, operations):
+        if isinstance(op, ops.CreateTableOp):
+            op = with_column_checks(op)
         if not isinstance(op, ops.ModifyTableOps) or op.table_name not in existing:
             # new tables (and their indexes) are empty: plain is safe both ways
             upgrade.append(op)
@@ -65,6 +67,23 @@ def rewrite_operations(
         # a rebuilt table goes back by a rebuild, which also restores its column order
         downgrade.insert(0, swap.reverse() if swap is not None else op.reverse())
     return upgrade, downgrade
+
+
+def with_column_checks(op: ops.CreateTableOp) -> ops.CreateTableOp:
+    """``op.create_table`` with its columns' CHECKs written as table-level ones.
+
+    Alembic renders a column without the constraints declared on it, so a
+    CHECK declared on a column would be left out of the revision.
+    """
+    columns = [c for c in op.columns if isinstance(c, sa.Column)]
+    hoisted = [
+        sa.CheckConstraint(check.sqltext, name=check.name)
+        for column in columns
+        for check in column.constraints
+        if isinstance(check, sa.CheckConstraint)
+    ]
+    op.columns = [*op.columns, *hoisted]
+    return op
 
 
 def copy_swap_reason(table_ops: ops.ModifyTableOps, traits: TableTraits) -> str | None:
