@@ -29,6 +29,7 @@ from sqlalchemy.schema import CreateIndex
 from egregora.database.plan import (
     REJECTED,
     OnViolation,
+    Phase,
     Rule,
     Step,
     _checks,
@@ -209,8 +210,8 @@ class InPlacePlanner(_Planner):
         steps += [s for s in self.finish_steps(target) if s.phase == "comment"]
         return steps
 
-    def step(self, phase: str, clause: str) -> Step:
-        return Step(phase, self.name, self.alter(clause))  # type: ignore[arg-type]
+    def step(self, phase: Phase, clause: str) -> Step:
+        return Step(phase, self.name, self.alter(clause))
 
     # -- matching old and new definitions --------------------------------------
 

@@ -87,24 +87,30 @@ class Rule:
         )
 
 
+#: What a step is for. quarantine: find rejected rows; move: put them in
+#: <table>_quarantine (skipped online when there are none); finish: drop the
+#: bookkeeping; alter and validate: PostgreSQL's in-place ALTER TABLE.
+Phase = Literal[
+    "quarantine",
+    "move",
+    "copy",
+    "stash",
+    "drop",
+    "swap",
+    "index",
+    "comment",
+    "cleanup",
+    "finish",
+    "alter",
+    "validate",
+]
+
+
 @dataclass(frozen=True)
 class Step:
     """One statement of the rebuild; ``phase`` says what it is for (logs, reports)."""
 
-    # quarantine: find rejected rows; move: put them in <table>_quarantine
-    # (skipped online when there are none); finish: drop the bookkeeping
-    phase: Literal[
-        "quarantine",
-        "move",
-        "copy",
-        "stash",
-        "drop",
-        "swap",
-        "index",
-        "comment",
-        "cleanup",
-        "finish",
-    ]
+    phase: Phase
     table: str
     sql: str
 
