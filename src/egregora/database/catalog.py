@@ -316,3 +316,67 @@ def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:
 
 def _norm(text: str | None) -> str | None:
     return None if text is None else normalize_sql(text)
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A DuckDB table exactly as DuckDB keeps it: enough to recreate it unchanged.
+
+    DuckDB stores each table's and index's own ``CREATE`` text
+    (``duckdb_tables().sql``, ``duckdb_indexes().sql``). Recreating a table
+    from SQLAlchemy's reflection instead loses detail (measured on DuckDB
+    2.0: ``TIMESTAMP_NS`` becomes microseconds, ``TIMESTAMP_S`` and
+    ``TIMESTAMP_MS`` become ``TIMESTAMP``, ``COLLATE NOCASE`` disappears,
+    generated columns, expression indexes and ``VARINT`` can't be recreated).
+    """
+
+    name: str
+    create_sql: str
+    index_sql: tuple[str, ...] = ()
+    generated: frozenset[str] = frozenset()  # columns computed by the table itself
+    comment: str | None = None
+    column_comments: tuple[tuple[str, str], ...] = ()
+
+
+def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:
+    """The stored definitions of the tables ``names`` of the current schema (DuckDB)."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    where = "schema_name = current_schema() AND table_name IN (SELECT unnest(?))"
+    tables = cursor.execute(
+        f"SELECT table_name, sql, comment FROM duckdb_tables() WHERE {where}", [wanted]
+    ).fetchall()
+    indexes: dict[str, list[str]] = {}
+    for table, sql in cursor.execute(
+        f"SELECT table_name, sql FROM duckdb_indexes() WHERE {where} ORDER BY index_name",
+        [wanted],
+    ).fetchall():
+        if sql:  # key constraints' own indexes have no text: the CREATE TABLE has them
+            indexes.setdefault(table, []).append(sql)
+    generated: dict[str, set[str]] = {}
+    comments: dict[str, list[tuple[str, str]]] = {}
+    for table, column, is_generated, comment in cursor.execute(
+        "SELECT c.table_name, c.column_name, i.is_generated = 'ALWAYS', c.comment "
+        "FROM duckdb_columns() AS c JOIN information_schema.columns AS i "
+        "ON i.table_schema = c.schema_name AND i.table_name = c.table_name "
+        "AND i.column_name = c.column_name "
+        "WHERE c.schema_name = current_schema() AND c.table_name IN (SELECT unnest(?)) "
+        "ORDER BY c.column_index",
+        [wanted],
+    ).fetchall():
+        if is_generated:
+            generated.setdefault(table, set()).add(column)
+        if comment:
+            comments.setdefault(table, []).append((column, comment))
+    return {
+        table: StoredTable(
+            name=table,
+            create_sql=str(sql).strip().rstrip(";"),
+            index_sql=tuple(s.strip().rstrip(";") for s in indexes.get(table, [])),
+            generated=frozenset(generated.get(table, ())),
+            comment=comment or None,
+            column_comments=tuple(comments.get(table, ())),
+        )
+        for table, sql, comment in tables
+    }

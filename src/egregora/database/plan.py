@@ -30,6 +30,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from egregora.database.catalog import StoredTable
 from egregora.database.definitions import all_checks, unique_indexes
 from egregora.database.errors import InvalidOperation
 from egregora.database.sqltext import normalize_sql
@@ -150,6 +151,7 @@ def plan_copy_swap(
     revision: str = "unknown",
     inline_keys: bool = False,
     changed_checks: Iterable[str] = (),
+    stored: Mapping[str, StoredTable] | None = None,
 ) -> CopySwapPlan:
     """Plan the rebuild of ``previous`` into ``target``. Pure: no database access.
 
@@ -160,7 +162,10 @@ def plan_copy_swap(
     adding them after the copy (see ``deferred_keys``). ``changed_checks``
     names CHECKs that keep their name but not their expression; only an
     in-place plan needs it (it matches CHECKs by name), and the caller finds
-    them by asking the server (catalog.changed_check_names).
+    them by asking the server (catalog.changed_check_names). ``stored`` holds
+    the dependents' own DDL as DuckDB keeps it (catalog.stored_tables): a
+    dependent found there is recreated exactly from it; one not found (offline
+    ``--sql``, where no catalog can be read) from its definition.
     """
     validate(previous, target, column_map or {}, dependents, on_violation, dialect.name)
     planner = _Planner
@@ -169,6 +174,7 @@ def plan_copy_swap(
 
         planner = InPlacePlanner
     p = planner(dialect, previous, target, dict(column_map or {}), list(dependents), changed_checks)
+    p.stored = dict(stored or {})
     if inline_keys:
         p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
@@ -184,7 +190,10 @@ def plan_copy_swap(
         deferred_keys=tuple(
             t.name
             for t in (target, *p.dependents)
-            if p.defers_keys and _keys(t) and t.name not in p.inline_keys
+            if p.defers_keys
+            and _keys(t)
+            and t.name not in p.inline_keys
+            and (t is target or t.name not in p.stored)
         ),
     )
 
@@ -304,6 +313,7 @@ class _Planner:
         self.column_map = column_map
         self.dependents = _creation_order(dependents)
         self.dep_names = [d.name for d in self.dependents]
+        self.stored: dict[str, StoredTable] = {}  # dependents' own DDL (plan_copy_swap)
         # DuckDB 2.0 fails with an INTERNAL error (and invalidates the database)
         # when a FOREIGN KEY is checked against a key that ALTER TABLE ADD
         # PRIMARY KEY/UNIQUE created in the same transaction. Tables that rebuilt
@@ -689,9 +699,14 @@ class _Planner:
                 Step("swap", name, f"ALTER TABLE {self.q(staged)} RENAME TO {self.q(name)}")
             )
             steps += self.finish_steps(self.target)
+        steps += self.sequence_steps(self.target)
         # 4. referencing tables again, parents first, with their rows
         for dependent in self.dependents:
-            steps += self.restore_steps(dependent, list(dependent.columns.keys()))
+            stored = self.stored.get(dependent.name)
+            if stored is not None:
+                steps += self.restore_stored(dependent, stored)
+            else:
+                steps += self.restore_steps(dependent, list(dependent.columns.keys()))
         if quarantine:
             steps.append(Step("finish", name, f"DROP TABLE {self.q(REJECTED)}"))
         return steps
@@ -709,6 +724,34 @@ class _Planner:
             for c in table.columns
             if _implicit_sequence(c)
         ]
+
+    def sequence_steps(self, table: sa.Table) -> list[Step]:
+        """Move each implicit sequence past the largest key the copy brought.
+
+        A sequence the rebuild creates starts at 1, while the copied rows may
+        already hold 1, 2, 3...: the next insert without an id would fail
+        with a duplicate key. ``setval`` moves it forward, never back.
+        """
+        from duckdb_sqlalchemy import _implicit_sequence_ddl_name
+
+        steps = []
+        for column in table.columns:
+            if not _implicit_sequence(column):
+                continue
+            sequence = _implicit_sequence_ddl_name(self.preparer, column)
+            name = _literal(self.dialect, sequence.strip('"'))
+            steps.append(
+                Step(
+                    "copy",
+                    table.name,
+                    f"SELECT setval({_literal(self.dialect, sequence)}, m) FROM "
+                    f"(SELECT max({self.q(column.name)}) AS m FROM {self.q(table.name)}) AS k, "
+                    f"duckdb_sequences() AS s WHERE s.sequence_name = {name} "
+                    "AND s.schema_name = current_schema() AND m IS NOT NULL "
+                    "AND (s.last_value IS NULL OR m > s.last_value)",
+                )
+            )
+        return steps
 
     def not_rejected(self, table: str, quarantine: bool) -> str:
         if not quarantine:
@@ -731,6 +774,37 @@ class _Planner:
             Step("cleanup", table.name, f"DROP TABLE {self.q(stash)}"),
             *self.finish_steps(table),
         ]
+
+    def restore_stored(self, table: sa.Table, stored: StoredTable) -> list[Step]:
+        """Recreate a dependent from its own stored DDL, then fill it from its stash.
+
+        The operation does not mean to change a dependent: its types,
+        collations, defaults, generated columns, keys and indexes come back
+        exactly as DuckDB kept them. Generated columns compute themselves.
+        """
+        name = table.name
+        stash = name + STASH_SUFFIX
+        columns = [c for c in table.columns.keys() if c not in stored.generated]
+        select = f"SELECT {self.cols(columns)} FROM {self.q(stash)}"
+        steps = [
+            Step("copy", name, stored.create_sql),
+            Step("copy", name, self.insert_sql(name, columns, select)),
+            Step("cleanup", name, f"DROP TABLE {self.q(stash)}"),
+            *(Step("index", name, sql) for sql in stored.index_sql),
+        ]
+        if stored.comment is not None:
+            comment = _literal(self.dialect, stored.comment)
+            steps.append(Step("comment", name, f"COMMENT ON TABLE {self.q(name)} IS {comment}"))
+        for column, text in stored.column_comments:
+            steps.append(
+                Step(
+                    "comment",
+                    name,
+                    f"COMMENT ON COLUMN {self.q(name)}.{self.q(column)} IS "
+                    f"{_literal(self.dialect, text)}",
+                )
+            )
+        return steps
 
     def create_sql(self, table: sa.Table, as_name: str) -> str:
         """CREATE TABLE for ``table`` under ``as_name``; keys only where inline_keys says."""

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from egregora.database.catalog import changed_check_names
+from egregora.database.catalog import changed_check_names, stored_tables
 from egregora.database.config import SUPPORTED_BACKENDS
 from egregora.database.destroyed import record_dropped
 from egregora.database.errors import (
@@ -142,6 +142,12 @@ def _run_offline(
         on_violation=on_violation,
         revision=revision,
     )
+    if operation.dependents and not _in_place_dialect(operations.migration_context.dialect):
+        operations.execute(
+            f"-- create_copy_swap {operation.table.name}: offline, the referencing tables "
+            "are recreated from the revision's frozen definitions (online, from the "
+            "database's own DDL)"
+        )
     if plan.on_violation == "fail":  # the script stops itself on violating rows
         for rule in plan.rules:
             operations.execute(rule.guard_sql(operations.migration_context.dialect))
@@ -189,6 +195,13 @@ def run_online(
     # of them keep their name but not their expression.
     changed = changed_check_names(connection, operation.table) if _in_place(connection) else set()
 
+    # DuckDB: dependents come back exactly as the catalog keeps them, now
+    stored = (
+        {}
+        if _in_place(connection)
+        else stored_tables(connection.connection.driver_connection, [d.name for d in dependents])
+    )
+
     def plan_for(mode: str) -> CopySwapPlan:
         return plan_copy_swap(
             previous,
@@ -199,6 +212,7 @@ def run_online(
             on_violation=mode,
             revision=revision,
             changed_checks=changed,
+            stored=stored,
         )
 
     plan = plan_for(on_violation)
@@ -389,8 +403,14 @@ def rekey(connection: sa.Connection, name: str) -> None:
     """
     table = reflect(connection, name)
     dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
+    raw = connection.connection.driver_connection
     plan = plan_copy_swap(
-        table, table, dialect=connection.dialect, dependents=dependents, inline_keys=True
+        table,
+        table,
+        dialect=connection.dialect,
+        dependents=dependents,
+        inline_keys=True,
+        stored=stored_tables(raw, [d.name for d in dependents]),
     )
     log.info("create_copy_swap %s: re-keyed in place (DuckDB FOREIGN KEY limitation)", name)
     execute_plan(connection, plan)
@@ -499,7 +519,11 @@ def _words(sql: str) -> set[str]:
 
 def _in_place(connection: sa.Connection) -> bool:
     """PostgreSQL: the table is altered where it stands (inplace.py), nothing is rebuilt."""
-    return connection.dialect.name != "duckdb"
+    return _in_place_dialect(connection.dialect)
+
+
+def _in_place_dialect(dialect: sa.Dialect) -> bool:
+    return dialect.name != "duckdb"
 
 
 def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
