@@ -784,7 +784,7 @@ class _Planner:
         """
         name = table.name
         stash = name + STASH_SUFFIX
-        columns = [c for c in table.columns.keys() if c not in stored.generated]
+        columns = [c.name for c in table.columns if c.name not in stored.generated]
         select = f"SELECT {self.cols(columns)} FROM {self.q(stash)}"
         steps = [
             Step("copy", name, stored.create_sql),
