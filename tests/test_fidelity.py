@@ -8,6 +8,8 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from egregora.database.errors import ConstraintViolations, InvalidOperation
+
 from .copy_swap_helpers import apply, rows, sql
 from .fidelity import catalog_picture, differences
 
@@ -98,3 +100,93 @@ def test_an_implicit_sequence_starts_after_the_copied_keys(tmp_path: Path) -> No
     apply(path, things)  # a sequence already past the keys is left where it is
     sql(path, "INSERT INTO things (name) VALUES ('later')")
     assert rows(path, "SELECT id FROM things WHERE name = 'later'") == [(9,)]
+
+
+def _scores(*extra: object) -> sa.Table:
+    return sa.Table(
+        "scores",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("score", sa.Integer()),
+        sa.Column("label", sa.String()),
+        *extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def scores(tmp_path: Path) -> Path:
+    path = tmp_path / "scores.duckdb"
+    sql(
+        path,
+        "CREATE TABLE scores (id VARCHAR PRIMARY KEY, score INTEGER, label VARCHAR)",
+        "INSERT INTO scores VALUES ('s1', 3, 'x'), ('s2', -1, 'y'), ('s3', 5, 'y')",
+    )
+    return path
+
+
+def test_a_check_declared_on_a_column_is_preflighted_and_created(scores: Path) -> None:
+    target = sa.Table(
+        "scores",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("score", sa.Integer(), sa.CheckConstraint("score >= 0")),
+        sa.Column("label", sa.String()),
+    )
+    with pytest.raises(ConstraintViolations, match="score >= 0"):
+        apply(scores, target)
+    apply(scores, target, on_violation="quarantine")
+    assert rows(scores, "SELECT id FROM scores_quarantine") == [("s2",)]
+    with pytest.raises(duckdb.ConstraintException):
+        sql(scores, "INSERT INTO scores VALUES ('s9', -5, 'z')")
+
+
+def test_a_computed_column_stays_computed(scores: Path) -> None:
+    apply(scores, _scores(sa.Column("double", sa.Integer(), sa.Computed("score * 2"))))
+    sql(scores, "INSERT INTO scores (id, score) VALUES ('s9', 21)")
+    assert rows(scores, "SELECT id, double FROM scores ORDER BY id") == [
+        ("s1", 6),
+        ("s2", -2),
+        ("s3", 10),
+        ("s9", 42),
+    ]
+
+
+def test_a_table_in_another_schema_is_refused_before_any_change(scores: Path) -> None:
+    sql(scores, "CREATE SCHEMA s", "CREATE TABLE s.scores (id VARCHAR, score INTEGER)")
+    before = catalog_picture(scores)
+    other = sa.Table(
+        "scores",
+        sa.MetaData(),
+        sa.Column("id", sa.String()),
+        sa.Column("score", sa.Integer()),
+        sa.CheckConstraint("score >= 0"),
+        schema="s",
+    )
+    with pytest.raises(InvalidOperation, match="schema='s'"):
+        apply(scores, other, on_violation="quarantine")
+    assert differences(before, catalog_picture(scores)) == []
+
+
+def test_a_unique_index_is_preflighted_like_a_unique_constraint(scores: Path) -> None:
+    target = _scores(sa.Index("ux_scores_label", "label", unique=True))
+    before = catalog_picture(scores)
+    with pytest.raises(ConstraintViolations, match="UNIQUE INDEX ux_scores_label"):
+        apply(scores, target)
+    assert differences(before, catalog_picture(scores)) == []
+    apply(scores, target, on_violation="quarantine")
+    assert rows(scores, "SELECT id FROM scores_quarantine") == [("s3",)]
+    assert rows(scores, "SELECT index_name FROM duckdb_indexes()") == [("ux_scores_label",)]
+
+
+def test_a_macro_reading_a_dropped_column_is_refused_naming_it(scores: Path) -> None:
+    sql(scores, "CREATE MACRO labelled(x) AS TABLE SELECT label FROM scores WHERE id = x")
+    before = catalog_picture(scores)
+    without_label = sa.Table(
+        "scores",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("score", sa.Integer()),
+    )
+    with pytest.raises(InvalidOperation, match="macro labelled reads label"):
+        apply(scores, without_label)
+    assert differences(before, catalog_picture(scores)) == []

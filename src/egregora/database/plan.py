@@ -213,6 +213,14 @@ def validate(
             f"{', '.join(ON_VIOLATION_CHOICES)}. Use 'fail' to stop on rows that violate "
             "the new constraints, or 'quarantine' to move them to <table>_quarantine."
         )
+    for table in (previous, target, *dependents):
+        if table.schema is not None:
+            raise InvalidOperation(
+                f"create_copy_swap works on tables of the connection's current schema, but "
+                f"{table.name} is given schema={table.schema!r}. Nothing was changed. Run the "
+                f"migration with that schema as the current one (DuckDB: SET schema = "
+                f"'{table.schema}'; PostgreSQL: search_path), and leave schema= out."
+            )
     if previous.name != target.name:
         raise InvalidOperation(
             f"create_copy_swap rebuilds one table under its own name, but the previous "
@@ -249,6 +257,7 @@ def validate(
             or column.name in old_columns
             or column.server_default is not None
             or _implicit_sequence(column)
+            or column.computed is not None
         )
         if not filled and not column.nullable:
             raise InvalidOperation(
@@ -345,6 +354,8 @@ class _Planner:
         self.values: dict[str, tuple[str, bool]] = {}
         for column in target.columns:
             type_sql = self.type_sql(column.type)
+            if column.computed is not None:
+                continue  # a generated column computes itself: never copied into
             if column.name in column_map:
                 expression = self.expression_sql(column_map[column.name])
                 self.values[column.name] = (f"CAST(({expression}) AS {type_sql})", True)
@@ -373,7 +384,8 @@ class _Planner:
     def type_sql(self, type_: sa.types.TypeEngine[object]) -> str:
         return str(self.dialect.type_compiler_instance.process(type_))
 
-    def check_sql(self, check: sa.CheckConstraint) -> str:
+    def check_sql(self, check: sa.CheckConstraint | sa.Computed) -> str:
+        """The SQL of a CHECK's (or a generated column's) expression."""
         return str(
             self.ddl.sql_compiler.process(check.sqltext, include_table=False, literal_binds=True)
         )
@@ -391,6 +403,8 @@ class _Planner:
             if column.name in self.values:
                 value, converted = self.values[column.name]
                 value = self.try_(value) if safe and converted else value
+            elif column.computed is not None:  # what the new table will compute
+                value = f"({self.check_sql(column.computed)})"
             else:  # a new column: what the copy will give it, its default or NULL
                 value = self.new_column_value(column)
             items.append(f"{value} AS {self.q(column.name)}")
@@ -818,11 +832,19 @@ class _Planner:
             sa.Table(ref_name, scratch, *(sa.Column(c, t) for c, t in ref_cols.items()))
         columns = []
         for column in table.columns:
+            generated = (
+                [sa.Computed(column.computed.sqltext, persisted=column.computed.persisted)]
+                if column.computed is not None
+                else []
+            )
             copy = sa.Column(
                 column.name,
                 column.type,
+                *generated,
                 nullable=column.nullable,
-                server_default=_server_default(column, self.preparer, self.dialect),
+                server_default=None if generated else _server_default(
+                    column, self.preparer, self.dialect
+                ),
                 autoincrement=False,
             )
             columns.append(copy)

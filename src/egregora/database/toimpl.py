@@ -446,24 +446,33 @@ def _check_previous(given: sa.Table, actual: sa.Table) -> None:
 
 
 def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target: sa.Table) -> None:
-    """Refuse before any change when a view reads a column the rebuild drops."""
+    """Refuse before any change when a view or a macro reads a column the rebuild drops.
+
+    DuckDB binds views and macros when they are used, not when the table
+    changes: after the rebuild they would fail ("Referenced column ... not
+    found") on their next use, far from the migration.
+    """
     dropped = set(previous.columns.keys()) - set(target.columns.keys())
     if not dropped or _in_place(connection):
         return  # PostgreSQL itself refuses to drop a column a view reads
     raw = connection.connection.driver_connection
-    views = raw.execute(  # type: ignore[union-attr]
-        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+    readers = raw.execute(  # type: ignore[union-attr]
+        "SELECT 'view', view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT 'macro', function_name, macro_definition FROM duckdb_functions() "
+        "WHERE function_type IN ('macro', 'table_macro') AND NOT internal "
+        "AND database_name = current_database()"
     ).fetchall()
-    for view, sql in views:
-        tokens = _words(sql)
+    for kind, name, sql in readers:
+        tokens = _words(sql or "")
         if previous.name.lower() in tokens:
             used = sorted(c for c in dropped if c.lower() in tokens)
             if used:
                 raise InvalidOperation(
-                    f"create_copy_swap on {target.name}: the view {view} reads "
-                    f"{', '.join(used)}, which the new definition drops, so the view would "
-                    "break. Nothing was changed. Drop or re-create the view without those "
-                    "columns earlier in the revision (op.execute), then rebuild the table."
+                    f"create_copy_swap on {target.name}: the {kind} {name} reads "
+                    f"{', '.join(used)}, which the new definition drops or renames, so the "
+                    f"{kind} would break. Nothing was changed. Drop or re-create the {kind} "
+                    "without those columns earlier in the revision (op.execute), then "
+                    "rebuild the table."
                 )
 
 
