@@ -13,16 +13,48 @@ from alembic.operations import Operations
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
 from egregora.database.ops import CreateCopySwapOp
 
+from .fidelity import catalog_picture, differences
+
 
 def apply(path: Path | str, table: sa.Table, **kw: Any) -> None:
-    """``op.create_copy_swap(table, **kw)`` in one transaction on the file (or URL) ``path``."""
+    """``op.create_copy_swap(table, **kw)`` in one transaction on the file (or URL) ``path``.
+
+    On a DuckDB file it also holds the fidelity checker: every object but the
+    rebuilt table and the quarantine tables is exactly as it was (the rows of
+    referencing tables may go to quarantine, so with quarantine only their
+    definitions are compared). A failed operation leaves everything as it was.
+    """
     url = path if isinstance(path, str) else f"duckdb:///{path}"
+    checked = isinstance(path, Path) and path.exists()
+    before = _picture(path, table.name) if checked else None  # type: ignore[arg-type]
+    untouched = _picture(path, None) if checked else None  # type: ignore[arg-type]
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as connection:
             Operations(MigrationContext.configure(connection)).create_copy_swap(table, **kw)
+    except Exception:
+        if untouched is not None:
+            assert differences(untouched, _picture(path, None)) == []  # type: ignore[arg-type]
+        raise
     finally:
         engine.dispose()
+    if before is not None:
+        after = _picture(path, table.name)  # type: ignore[arg-type]
+        if kw.get("on_violation") == "quarantine":
+            before.pop("rows"), after.pop("rows"), before.pop("view_results")
+            after.pop("view_results")
+        assert differences(before, after) == [], f"create_copy_swap {table.name} changed more"
+
+
+def _picture(path: Path, rebuilt: str | None) -> dict[str, Any]:
+    """The catalog but the rebuilt table, its sequences and the quarantine tables."""
+    tables = {r[0] for r in rows(path, "SELECT table_name FROM duckdb_tables()")}
+    leave_out = {t for t in tables if t.endswith("_quarantine")}
+    if rebuilt is None:
+        return catalog_picture(path, leave_out)
+    picture = catalog_picture(path, leave_out | {rebuilt})
+    picture["sequences"] = [s for s in picture["sequences"] if not s[0].startswith(rebuilt)]
+    return picture
 
 
 def invoke(path: Path, operation: CreateCopySwapOp) -> None:

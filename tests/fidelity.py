@@ -74,16 +74,20 @@ def _picture(con: duckdb.DuckDBPyConnection, skip: set[str]) -> dict[str, Any]:
     views = rows("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1")
     picture["views"] = views
     picture["view_results"] = {
-        name: sorted(map(repr, con.execute(f'SELECT * FROM "{name}"').fetchall()))
+        name: sorted(map(repr, con.execute(f"SELECT * FROM {_q(name)}").fetchall()))
         for name, _ in views
     }
     picture["rows"] = {
         name: con.execute(
-            f'SELECT count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR FROM "{name}" AS t'
+            f"SELECT count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR FROM {_q(name)} AS t"
         ).fetchone()
         for name, _, _ in tables
     }
     return picture
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
