@@ -121,9 +121,18 @@ def target_table() -> sa.Table:
 # -- the three ways, each run in a child process ----------------------------------
 
 
+#: ``--memory-limit``: DuckDB's memory_limit in every way's connection (children read it here)
+MEMORY_LIMIT_ENV = "EGREGORA_BENCH_MEMORY_LIMIT"
+
+
+def duckdb_config() -> dict[str, str]:
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    return {"memory_limit": limit} if limit else {}
+
+
 def timed_alembic(path: Path, migrate: Callable[[Operations], None]) -> float:
     """Run ``migrate`` in one transaction through SQLAlchemy and Alembic; its seconds."""
-    engine = sa.create_engine(f"duckdb:///{path}")
+    engine = sa.create_engine(f"duckdb:///{path}", connect_args={"config": duckdb_config()})
     with engine.connect():  # the dialect's first-connect set-up, outside the timing
         pass
     started = time.perf_counter()
@@ -140,7 +149,7 @@ def run_create_copy_swap(path: Path) -> float:
 
 
 def run_hand_written(path: Path) -> float:
-    with duckdb.connect(str(path)) as con:
+    with duckdb.connect(str(path), config=duckdb_config()) as con:
         started = time.perf_counter()
         for sql in HAND_WRITTEN_SQL:
             con.execute(sql)
@@ -277,9 +286,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per way (medians reported)")
     parser.add_argument("--workdir", type=Path, help="keep the databases here (default: a tempdir)")
+    parser.add_argument(
+        "--memory-limit", help="DuckDB's memory_limit for every way, e.g. 600MB (default: DuckDB's)"
+    )
     parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_limit:
+        os.environ[MEMORY_LIMIT_ENV] = args.memory_limit  # the children inherit it
+        print(f"DuckDB memory_limit = {args.memory_limit}")
     if args.child:
         child(args.child, args.db)
     elif args.workdir:
