@@ -12,7 +12,7 @@ from alembic import command
 from egregora.database.config import DEFAULT_URL, resolve_url
 
 from . import legacy
-from .conftest import alembic_cfg, database_digest, run_cli
+from .conftest import HEAD, alembic_cfg, database_digest, run_cli
 from .copy_swap_helpers import table_names, version
 
 V3_TABLES = {"posts", "profiles", "media", "journals", "tasks", "annotations"}
@@ -148,7 +148,7 @@ def test_url_precedence_on_the_command_line(tmp_path: Path) -> None:
     assert (tmp_path / "from_env.duckdb").exists()
     result = run_cli("-x", "url=duckdb:///from_x.duckdb", "upgrade", "head", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert version(tmp_path / "from_x.duckdb") == ["v4g"]
+    assert version(tmp_path / "from_x.duckdb") == [HEAD]
     # offline mode honours the same URL resolution: the SQL is DuckDB's dialect
     sql = run_cli("upgrade", "head", "--sql", cwd=tmp_path, env=env)
     assert sql.returncode == 0, sql.stderr

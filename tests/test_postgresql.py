@@ -29,7 +29,7 @@ from egregora.database.catalog import describe_differences, inspected_shapes, sc
 from egregora.database.errors import AdoptionRefused, ConstraintViolations, MigrationFailed
 
 from . import legacy
-from .conftest import alembic_cfg, run_cli
+from .conftest import HEAD, alembic_cfg, run_cli
 from .messy import V3_TABLES, MessyV3, build_v3
 from .pg_server import PostgresServer
 from .test_autogenerate import _cfg, _metadata, _project
@@ -173,7 +173,7 @@ def test_the_legacy_rows_load_identically(migrated: dict[str, Any]) -> None:
 
 def test_quarantine_upgrade_keeps_and_quarantines_the_same_rows(migrated: dict[str, Any]) -> None:
     head = migrated["head"]
-    assert migrated["version"] == {"duckdb": ["v4g"], "pg": ["v4g"]}
+    assert migrated["version"] == {"duckdb": [HEAD], "pg": [HEAD]}
     assert set(head["pg"]) == set(head["duckdb"])
     assert {f"{t}_quarantine" for t in V3_TABLES} <= set(head["pg"])
     for table in sorted(head["duckdb"]):
@@ -316,7 +316,7 @@ def test_offline_script_for_postgresql_runs(pg_url: str, tmp_path: Path) -> None
     assert "__ccs_new" not in script and "__ccs_stash" not in script  # no copy
     with connect(pg_url) as con:
         con.execute(script)  # type: ignore[arg-type]
-    assert version(pg_url) == ["v4g"]
+    assert version(pg_url) == [HEAD]
     _journals(pg_url, "('ok2', now(), NULL, NULL)")
     with pytest.raises(psycopg.errors.CheckViolation):
         _journals(pg_url, BAD)
@@ -469,9 +469,9 @@ def test_concurrent_deploys_upgrade_once(pg_url: str, tmp_path: Path) -> None:
     ]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], outputs
-    assert version(pg_url) == ["v4g"]
+    assert version(pg_url) == [HEAD]
     # exactly one of them ran the revisions; the others found the database at head
-    ran = [err.count("Running upgrade v4f -> v4g") for _, err in outputs]
+    ran = [err.count(f" -> {HEAD}, ") for _, err in outputs]
     assert sorted(ran) == [0, 0, 1], outputs
 
 
@@ -554,4 +554,4 @@ def test_interrupted_upgrade_leaves_postgresql_as_it_was(
     assert version(url) == []
     assert contents(url) == before
     command.upgrade(alembic_cfg(url, on_violation="quarantine"), "head")  # a rerun completes
-    assert version(url) == ["v4g"]
+    assert version(url) == [HEAD]
