@@ -43,7 +43,8 @@ def copy_project(tmp_path: Path, versions: bool = True) -> Path:
     shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns(*ignore))
     (folder / "versions").mkdir(exist_ok=True)
     ini = tmp_path / "alembic.ini"
-    ini.write_text(ALEMBIC_INI.read_text().replace("%(here)s/alembic", str(folder)))
+    text = ALEMBIC_INI.read_text().replace("%(here)s/alembic", str(folder))
+    ini.write_text(text.replace("%(here)s/", f"{ROOT}/"))  # pyproject.toml for the hooks
     return ini
 
 
