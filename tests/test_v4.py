@@ -269,6 +269,7 @@ def test_cli_refusal_prints_the_report_without_a_traceback(messy: MessyV3, tmp_p
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "FAILED: Refused: existing rows violate" in output
+    assert output.count("Refused: existing rows violate") == 1  # once, not logged again
     assert "Traceback" not in output
     assert all(f"  - {rule} (" in output for rule in expected_report(messy))
     assert database_digest(path) == before
