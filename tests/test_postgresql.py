@@ -286,7 +286,7 @@ def test_copy_swap_quarantines_with_the_same_report(pg_url: str, tmp_path: Path)
         1,
     )
     assert journals["in_place"] is True
-    assert "journals: 1 rows kept in place, 1 quarantined" in dry.stdout
+    assert "journals: 1 row kept in place, 1 quarantined" in dry.stdout
     assert version(pg_url) == ["v3"]  # a dry run rolls back
     assert not pg_sql(pg_url, "SELECT to_regclass('journals_quarantine')")[0][0]
 

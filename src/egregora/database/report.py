@@ -38,7 +38,8 @@ class TableReport:
 
     @property
     def kept(self) -> str:
-        return "rows kept in place" if self.in_place else "rows copied"
+        """``1 row copied``, ``3 rows kept in place``."""
+        return _kept(self.rows_copied, self.in_place)
 
 
 @dataclass
@@ -80,27 +81,37 @@ class RunReport:
             )
             for table in (t for t in self.tables if t.revision.startswith(revision.revision + " ")):
                 lines.append(
-                    f"    {table.table}: {table.rows_copied} {table.kept}, "
-                    f"{table.rows_quarantined} quarantined, {table.indexes_built} indexes "
-                    f"built, {table.seconds:.2f} s"
+                    f"    {table.table}: {table.kept}, {table.rows_quarantined} quarantined, "
+                    f"{plural(table.indexes_built, 'index', 'indexes')} built, "
+                    f"{table.seconds:.2f} s"
                 )
                 for violation in table.violations:
                     samples = ", ".join(_sample(s) for s in violation.samples)
                     lines.append(
                         f"      {violation.kind} {violation.name} ({violation.expression}): "
-                        f"{violation.rows} rows, for example {samples}"
+                        f"{plural(violation.rows, 'row')}, for example {samples}"
                     )
         totals = self.totals
         in_place = bool(self.tables) and all(t.in_place for t in self.tables)
-        kept = "rows kept in place" if in_place else "rows copied"
+        indexes = plural(int(totals["indexes_built"]), "index", "indexes")
         lines.append(
-            f"  total: {totals['rows_copied']} {kept}, {totals['rows_quarantined']} "
-            f"quarantined, {totals['indexes_built']} indexes built, {totals['seconds']:.2f} s"
+            f"  total: {_kept(int(totals['rows_copied']), in_place)}, "
+            f"{totals['rows_quarantined']} quarantined, {indexes} built, "
+            f"{totals['seconds']:.2f} s"
         )
         if self.refused:
             lines.append("  the real run would be refused (on_violation=fail):")
             lines += [f"    - {line}" for line in self.refused]
         return "\n".join(lines)
+
+
+def plural(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``0 rows``; ``1 index``, ``2 indexes``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def _kept(rows: int, in_place: bool) -> str:
+    return f"{plural(rows, 'row')} {'kept in place' if in_place else 'copied'}"
 
 
 def _sample(values: list[Any]) -> str:
