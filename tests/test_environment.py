@@ -210,3 +210,16 @@ def test_refusal_on_the_command_line_has_no_traceback(tmp_path: Path) -> None:
     assert "FAILED:" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert database_digest(path) == before
+
+
+def test_the_readme_sql_output_is_not_committed() -> None:
+    """``alembic upgrade head --sql > upgrade.sql`` (README) leaves a file git ignores."""
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "check-ignore", "-q", "upgrade.sql"], cwd=ROOT, timeout=30)
+    assert result.returncode == 0  # 1: not ignored
