@@ -437,7 +437,7 @@ def test_unreachable_server_is_one_paragraph_without_the_password(tmp_path: Path
     url = "postgresql+psycopg://egregora:s3cret@127.0.0.1:1/egregora"
     result = run_cli("-x", f"url={url}", "upgrade", "head", cwd=tmp_path)
     assert result.returncode != 0
-    assert "Could not reach the database server" in result.stderr
+    assert "FAILED: Could not reach the database server" in result.stdout  # printed once
     assert "s3cret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
 
@@ -446,7 +446,7 @@ def test_missing_database_says_to_create_it(pg_server: PostgresServer, tmp_path:
     url = pg_server.database_url("no_such_database")
     result = run_cli("-x", f"url={url}", "upgrade", "head", cwd=tmp_path)
     assert result.returncode != 0
-    assert "does not exist" in result.stderr and "createdb" in result.stderr
+    assert "does not exist" in result.stdout and "createdb" in result.stdout  # FAILED: ...
     assert "Traceback" not in result.stderr
 
 
