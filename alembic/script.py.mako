@@ -1,21 +1,38 @@
 """${message}
 
 Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
+Revises:${" " if down_revision else ""}${down_revision | comma,n}
 Create Date: ${create_date}
 
 Frozen history: this script never imports the live metadata
 (egregora.database.schemas); it carries the definitions it needs.
 """
+<%!
+    import re
+%>\
+<%
+    # import sa and op only when the generated code uses them (no unused import)
+    body = "\n".join(part or "" for part in (upgrades, downgrades))
+    uses_sa = re.search(r"\bsa\.", body) is not None
+    uses_op = re.search(r"\bop\.", body) is not None
+%>
 from __future__ import annotations
 
 from collections.abc import Sequence
+% if uses_sa or imports:
 
+% endif
+% if uses_sa:
 import sqlalchemy as sa
-from alembic import op
+% endif
+% if imports:
+${imports}
+% endif
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
-${imports if imports else ""}
+% if uses_op:
+from alembic import op
+% endif
 
 revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}

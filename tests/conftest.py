@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +15,38 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
+import egregora.database.config  # noqa: F401  (duckdb:// is duckdb-sqlalchemy's)
 from alembic import command
 from tests import pg_server as pg_server_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = ROOT / "alembic.ini"
+
+
+def head_of(ini: Path = ALEMBIC_INI) -> str:
+    """The head revision of the scripts ``ini`` points at (one head, always)."""
+    head = ScriptDirectory.from_config(Config(str(ini))).get_current_head()
+    assert head is not None
+    return head
+
+
+#: The project's head revision: tests that mean "the newest schema" use this,
+#: so that adding a revision to alembic/versions never breaks them.
+HEAD = head_of()
+
+
+def copy_project(tmp_path: Path, versions: bool = True) -> Path:
+    """A copy of alembic/ (with or without its revisions) and an alembic.ini for it."""
+    folder = tmp_path / "alembic"
+    ignore = ["__pycache__"] if versions else ["__pycache__", "versions"]
+    shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns(*ignore))
+    (folder / "versions").mkdir(exist_ok=True)
+    ini = tmp_path / "alembic.ini"
+    text = ALEMBIC_INI.read_text().replace("%(here)s/alembic", str(folder))
+    ini.write_text(text.replace("%(here)s/", f"{ROOT}/"))  # pyproject.toml for the hooks
+    return ini
 
 
 def alembic_cfg(url: str, **x: str) -> Config:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -232,3 +234,62 @@ def test_generated_revision_runs_offline_and_its_sql_runs(tmp_path: Path) -> Non
         fresh, "SELECT table_name, constraint_type FROM duckdb_constraints()"
     )
     assert rows(fresh, "SELECT count(*) FROM children") == [(3,)]
+
+
+# -- generated revisions pass `make lint` (alembic.ini's post_write_hooks) -------------
+
+
+def _ruff(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The venv's ruff with the project's configuration, as ``make lint`` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *map(str, args), "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _long_lines_model() -> sa.MetaData:
+    """A CHECK on children (create_copy_swap) and a table whose lines run long."""
+    meta = _metadata(check="add")
+    sa.Table(
+        "a_table_with_a_rather_long_name_for_what_it_holds",
+        meta,
+        sa.Column("identifier_of_the_row", sa.String(), primary_key=True),
+        sa.Column("a_descriptive_column", sa.String(), nullable=False, server_default="a default"),
+        sa.CheckConstraint("length(a_descriptive_column) > 0", name="descriptive_not_empty"),
+    )
+    return meta
+
+
+def _generate(tmp_path: Path, hooks: bool) -> Path:
+    folder = _project(tmp_path)
+    path = tmp_path / "db.duckdb"
+    _seed(path, _metadata())
+    cfg = _cfg(folder, f"duckdb:///{path}", _long_lines_model())
+    if not hooks:
+        cfg.file_config.remove_section("post_write_hooks")
+    script = command.revision(cfg, "long lines", autogenerate=True)
+    return Path(script.path)  # type: ignore[union-attr]
+
+
+def test_generated_revision_passes_lint(tmp_path: Path) -> None:
+    raw = _generate(tmp_path / "raw", hooks=False)
+    assert "E501" in _ruff("check", "--select", "E501", raw).stdout  # the model makes long lines
+    path = _generate(tmp_path / "hooked", hooks=True)
+    text = path.read_text()
+    assert "op.create_copy_swap(" in text
+    lint = _ruff("check", path)
+    assert lint.returncode == 0, lint.stdout + text
+    assert _ruff("format", "--check", path).returncode == 0, text  # the repo's style
+
+
+def test_an_empty_revision_is_clean_from_the_template_alone(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    cfg = _cfg(folder, f"duckdb:///{tmp_path / 'db.duckdb'}", _metadata())
+    cfg.file_config.remove_section("post_write_hooks")
+    script = command.revision(cfg, "nothing yet")
+    path = Path(script.path)  # type: ignore[union-attr]
+    lint = _ruff("check", path)  # no unused sa/op, imports in order
+    assert lint.returncode == 0, lint.stdout + path.read_text()

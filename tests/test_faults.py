@@ -26,17 +26,15 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
 
 from . import legacy
-from .conftest import ALEMBIC_INI, database_digest, run_cli
+from .conftest import ALEMBIC_INI, HEAD, database_digest, run_cli
 from .copy_swap_helpers import table_names, version
 
 V3_TABLES = ("posts", "profiles", "media", "journals", "tasks", "annotations")
@@ -184,12 +182,6 @@ def db(scenario: Scenario, tmp_path: Path) -> Path:
     return path
 
 
-def _head() -> str:
-    head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
-    assert head is not None
-    return head
-
-
 def _assert_unchanged(path: Path, scenario: Scenario) -> None:
     """The file is the scenario file, table for table, row for row, still at v3."""
     leftovers = sorted(t for t in table_names(path) if "__ccs" in t or "quarantine" in t)
@@ -213,7 +205,7 @@ def _assert_upgrades_cleanly(path: Path, scenario: Scenario) -> float:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"upgrade head failed after {seconds:.1f} s:\n{output[-4000:]}"
     assert "Traceback" not in output
-    assert version(path) == [_head()]
+    assert version(path) == [HEAD]
     assert [t for t in table_names(path) if "__ccs" in t or "quarantine" in t] == []
     con = duckdb.connect(str(path), read_only=True)
     try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -17,6 +18,24 @@ URL_ENVIRONMENT_VARIABLE = "EGREGORA_DATABASE_URL"
 _WHERE = f"-x url=... or {URL_ENVIRONMENT_VARIABLE}"
 #: DuckDB for one instance's file, PostgreSQL for hosted deployments.
 SUPPORTED_BACKENDS = ("duckdb", "postgresql")
+
+#: The dialect that serves ``duckdb://`` URLs: duckdb-sqlalchemy's (module, class).
+DUCKDB_DIALECT = ("duckdb_sqlalchemy", "Dialect")
+
+
+def register_duckdb_dialect() -> None:
+    """Make ``duckdb://`` mean duckdb-sqlalchemy, whatever else is installed.
+
+    duckdb-engine claims the same ``duckdb`` entry point, and SQLAlchemy takes
+    the first one it finds, so with both installed the choice would depend on
+    install order. An explicit registration wins over entry points. Run when
+    this module is imported, which the migration environment (env.py) and
+    :func:`create_engine` both do.
+    """
+    registry.register("duckdb", *DUCKDB_DIALECT)
+
+
+register_duckdb_dialect()
 
 
 def resolve_url(x_args: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str:

@@ -38,7 +38,8 @@ class TableReport:
 
     @property
     def kept(self) -> str:
-        return "rows kept in place" if self.in_place else "rows copied"
+        """``1 row copied``, ``3 rows kept in place``."""
+        return _kept(self.rows_copied, self.in_place)
 
 
 @dataclass
@@ -61,9 +62,8 @@ class DestroyedData:
 
     def describe(self) -> str:
         if self.column is None:
-            return f"table {self.table}: {self.values} row{'' if self.values == 1 else 's'}"
-        noun = "value" if self.values == 1 else "values"
-        return f"{self.table}.{self.column}: {self.values} non-NULL {noun}"
+            return f"table {self.table}: {plural(self.values, 'row')}"
+        return f"{self.table}.{self.column}: {plural(self.values, 'non-NULL value')}"
 
 
 @dataclass
@@ -111,22 +111,23 @@ class RunReport:
                 lines.append(f"    destroys {item.describe()}")
             for table in (t for t in self.tables if _of(t.revision, revision.revision)):
                 lines.append(
-                    f"    {table.table}: {table.rows_copied} {table.kept}, "
-                    f"{table.rows_quarantined} quarantined, {table.indexes_built} indexes "
-                    f"built, {table.seconds:.2f} s"
+                    f"    {table.table}: {table.kept}, {table.rows_quarantined} quarantined, "
+                    f"{plural(table.indexes_built, 'index', 'indexes')} built, "
+                    f"{table.seconds:.2f} s"
                 )
                 for violation in table.violations:
                     samples = ", ".join(_sample(s) for s in violation.samples)
                     lines.append(
                         f"      {violation.kind} {violation.name} ({violation.expression}): "
-                        f"{violation.rows} rows, for example {samples}"
+                        f"{plural(violation.rows, 'row')}, for example {samples}"
                     )
         totals = self.totals
         in_place = bool(self.tables) and all(t.in_place for t in self.tables)
-        kept = "rows kept in place" if in_place else "rows copied"
+        indexes = plural(int(totals["indexes_built"]), "index", "indexes")
         lines.append(
-            f"  total: {totals['rows_copied']} {kept}, {totals['rows_quarantined']} "
-            f"quarantined, {totals['indexes_built']} indexes built, {totals['seconds']:.2f} s"
+            f"  total: {_kept(int(totals['rows_copied']), in_place)}, "
+            f"{totals['rows_quarantined']} quarantined, {indexes} built, "
+            f"{totals['seconds']:.2f} s"
         )
         if self.refused:
             lines.append("  the real run would be refused (on_violation=fail):")
@@ -137,6 +138,15 @@ class RunReport:
 def _of(tagged: str, revision: str) -> bool:
     """Whether ``tagged`` (``"<revision> upgrade"``) belongs to ``revision``."""
     return tagged.startswith(revision + " ")
+
+
+def plural(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``0 rows``; ``1 index``, ``2 indexes``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def _kept(rows: int, in_place: bool) -> str:
+    return f"{plural(rows, 'row')} {'kept in place' if in_place else 'copied'}"
 
 
 def _sample(values: list[Any]) -> str:

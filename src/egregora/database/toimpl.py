@@ -39,7 +39,7 @@ from egregora.database.plan import (
     plan_copy_swap,
     referred_table,
 )
-from egregora.database.report import RunReport, TableReport, ViolationReport
+from egregora.database.report import RunReport, TableReport, ViolationReport, plural
 
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
 log = logging.getLogger("alembic.egregora.copy_swap")
@@ -68,15 +68,15 @@ class Violation:
         where = f" [revision {self.revision}]" if self.revision else ""
         if self.follows:
             return (
-                f"{self.table}: {rows(self.rows)} that reference those rows of {self.follows} "
-                f"(directly or not) would follow them into {self.table}{QUARANTINE_SUFFIX}"
-                f"{where}"
+                f"{self.table}: {plural(self.rows, 'row')} that reference those rows of "
+                f"{self.follows} (directly or not) would follow them into "
+                f"{self.table}{QUARANTINE_SUFFIX}{where}"
             )
         keys = ", ".join(_sample(s) for s in self.samples)
         more = ", ..." if self.rows > len(self.samples) else ""
         return (
             f"{self.rule.kind} {self.rule.name} on {self.table} ({self.rule.expression}): "
-            f"{rows(self.rows)} (for example {keys}{more}){where}"
+            f"{plural(self.rows, 'row')} (for example {keys}{more}){where}"
         )
 
 
@@ -307,24 +307,22 @@ def execute_plan(
             if table != plan.table:
                 what = ("references" if n == 1 else "reference") + " rows that do"
             log.info(
-                "create_copy_swap %s: %s %s (the run will be refused)", table, rows(n), what
+                "create_copy_swap %s: %s %s (the run will be refused)",
+                table,
+                plural(n, "row"),
+                what,
             )
             continue
         log.info(
             "create_copy_swap %s: %s %s, %d quarantined%s, %.2f s",
             table,
-            rows(outcome.rows_copied),
+            plural(outcome.rows_copied, "row"),
             kept,
             outcome.rows_quarantined,
             f" (to {table}{QUARANTINE_SUFFIX})" if outcome.rows_quarantined else "",
             outcome.seconds,
         )
     return list(outcomes.values())
-
-
-def rows(count: int) -> str:
-    """``1 row``, ``2 rows``."""
-    return f"{count} row{'' if count == 1 else 's'}"
 
 
 def _table_report(

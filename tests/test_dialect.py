@@ -1,0 +1,75 @@
+"""``duckdb://`` is duckdb-sqlalchemy's, even when another package claims it first.
+
+duckdb-engine registers the same ``duckdb`` entry point as duckdb-sqlalchemy,
+and SQLAlchemy takes whichever entry point it meets first. The competitor here
+is a real installed distribution (a dist-info with that entry point, first on
+the path), so that the first match is not ours unless egregora says so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from .conftest import ROOT
+
+CHECK = """
+import sqlalchemy as sa
+import duckdb_sqlalchemy
+
+def dialect():
+    engine = sa.create_engine("duckdb:///{db}")
+    return type(engine.dialect)
+
+# precondition: without egregora, entry-point order picks the competitor
+assert dialect().__module__ == "competing_duckdb_dialect", dialect()
+
+import {module}  # what env.py, or the application, imports
+from egregora.database.config import create_engine
+
+assert dialect() is duckdb_sqlalchemy.Dialect, dialect()
+assert type(create_engine("duckdb:///{db}").dialect) is duckdb_sqlalchemy.Dialect
+print("ok")
+"""
+
+
+def _competitor(folder: Path) -> None:
+    """An installed distribution whose ``duckdb`` dialect entry point is met first."""
+    (folder / "competing_duckdb_dialect.py").write_text(
+        "from duckdb_sqlalchemy import Dialect as _Base\n\n\nclass Dialect(_Base):\n    pass\n"
+    )
+    info = folder / "competing_duckdb_dialect-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: competing-duckdb-dialect\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[sqlalchemy.dialects]\nduckdb = competing_duckdb_dialect:Dialect\n"
+    )
+
+
+def _run(tmp_path: Path, module: str) -> subprocess.CompletedProcess[str]:
+    _competitor(tmp_path)
+    code = CHECK.format(db=tmp_path / "x.duckdb", module=module)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_migration_environment_chooses_duckdb_sqlalchemy(tmp_path: Path) -> None:
+    result = _run(tmp_path, "egregora.database.environment")  # alembic/env.py's import
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_application_engine_chooses_duckdb_sqlalchemy(tmp_path: Path) -> None:
+    result = _run(tmp_path, "egregora.database.config")
+    assert result.stdout.strip() == "ok", result.stderr
