@@ -412,7 +412,7 @@ def test_autogenerate_on_postgresql_writes_what_duckdb_would(pg_url: str, tmp_pa
     text = Path(script.path).read_text()  # type: ignore[union-attr]
     upgrade_text = text.split("def downgrade")[0]
     assert upgrade_text.count("op.create_copy_swap(") == 2, text  # parents, children
-    for name in ("op.f("chk_children_n_ok")", "op.f("chk_parents_name_len")"):
+    for name in ('op.f("chk_children_n_ok")', 'op.f("chk_parents_name_len")'):
         assert name in upgrade_text, text
     for plain in ("op.create_check_constraint", "op.create_foreign_key", "op.add_column("):
         assert plain not in upgrade_text, text
@@ -497,7 +497,7 @@ def test_autogenerate_sees_a_check_that_keeps_its_name_but_changes(
     upgrade_text, downgrade_text = text.split("def downgrade")
     assert upgrade_text.count("op.create_copy_swap(") == 1, text
     new, old = upgrade_text.split("previous=")
-    assert "sa.CheckConstraint(\"n <> 'worse'\", name=op.f("chk_children_n_ok"))" in new, text
+    assert """sa.CheckConstraint("n <> 'worse'", name=op.f("chk_children_n_ok"))""" in new, text
     # the previous definition as the server spells it, so the downgrade restores it
     assert "\"(n)::text <> 'bad'::text\"" in old or "\"n::text <> 'bad'::text\"" in old, text
     assert "op.create_copy_swap(" in downgrade_text
