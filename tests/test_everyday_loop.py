@@ -27,9 +27,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from alembic import command
-from egregora.database.errors import ConstraintViolations
+from egregora.database.errors import ConstraintViolations, InvalidOperation, MigrationFailed
 
-from .conftest import ROOT, alembic_cfg, file_sha256, run_cli
+from .conftest import ROOT, alembic_cfg, database_digest, file_sha256, run_cli
 from .loop_model import SEED, TABLES, Edit, model
 
 CASES: dict[str, Edit] = {
@@ -661,3 +661,36 @@ def _head(project: Project) -> str:
     head = ScriptDirectory.from_config(project.cfg(sa.MetaData())).get_current_head()
     assert head is not None
     return head
+
+
+def test_out_of_memory_is_one_paragraph_and_changes_nothing(  # type: ignore[no-untyped-def]
+    bases, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB fails a rebuild's COMMIT past memory_limit (and invalidates the connection)."""
+    project, after = _edited(bases, tmp_path, "media.size_check_col")
+    execute(
+        project.url,
+        "INSERT INTO media SELECT 'x' || i, repeat('f', 200) || i, NULL, i, 'image' "
+        "FROM range(300000) AS r(i)",
+    )
+    path = tmp_path / "db.duckdb"
+    digest = database_digest(path)
+    cfg = project.cfg(after, memory_limit="8MB")
+    cfg.config_file_name = None  # the ini's logging config would drop pytest's handler
+    pool = logging.getLogger("sqlalchemy.pool")
+    pool.addHandler(caplog.handler)
+    try:
+        with pytest.raises(MigrationFailed) as failed:
+            command.upgrade(cfg, "head")
+    finally:
+        pool.removeHandler(caplog.handler)
+    message = str(failed.value)
+    assert "ran out of memory" in message and "memory_limit = 7.6 MiB" in message
+    assert "-x memory_limit=" in message and "\n" not in message
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no pool traceback
+    # DuckDB may have written blocks of the new copy before the COMMIT failed (the
+    # file's bytes differ), but every table, row and the version are as they were
+    assert database_digest(path) == digest
+    command.upgrade(project.cfg(after, memory_limit="64MB"), "head")  # enough: it completes
+    with pytest.raises(InvalidOperation, match="memory_limit=lots"):
+        command.downgrade(project.cfg(after, memory_limit="lots"), "-1")

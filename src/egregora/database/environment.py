@@ -7,6 +7,7 @@ is typed, linted and tested like the rest.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from egregora.database.errors import (
     MigrationFailed,
     first_line,
     is_interrupt,
+    is_out_of_memory,
+    out_of_memory,
 )
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
 from egregora.database.report import RevisionReport, RunReport
@@ -160,6 +163,13 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             raise MigrationFailed(INTERRUPTED) from None
         if not isinstance(exc, sa.exc.DBAPIError):
             raise
+        if is_out_of_memory(exc):
+            limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
+            # DuckDB invalidates the database after a failed COMMIT: no rollback is
+            # possible (nor needed: nothing was written); discard the connection
+            # instead of letting the pool try one and log a traceback
+            connection.invalidate()
+            raise MigrationFailed(out_of_memory(first_line(exc), limit)) from None
         raise MigrationFailed(
             f"The database refused a statement and the migration was rolled back, so the "
             f"database is as it was before: {first_line(exc)}. Fix the revision or the "
@@ -262,7 +272,23 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
     if enabled == "true":
         raw.execute(f"SET progress_bar_time = {after_ms}")  # type: ignore[union-attr]
     raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
+    limit = x_args.get("memory_limit")
+    if limit is not None:
+        if not _MEMORY.fullmatch(limit.strip()):
+            raise InvalidOperation(
+                f"-x memory_limit={limit} is not an amount of memory; give one as DuckDB "
+                "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
+            )
+        raw.execute(f"SET memory_limit = '{limit.strip()}'")  # type: ignore[union-attr]
+    row = raw.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[union-attr]
+    connection.info[MEMORY_LIMIT_INFO] = row[0] if row else "unknown"  # for an out-of-memory error
     connection.commit()  # end the autobegun transaction: Alembic begins its own
+
+
+#: where the migration connection remembers DuckDB's memory_limit
+MEMORY_LIMIT_INFO = "egregora_memory_limit"
+#: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:

@@ -28,6 +28,8 @@ from egregora.database.errors import (
     SchemaError,
     first_line,
     is_interrupt,
+    is_out_of_memory,
+    out_of_memory,
 )
 from egregora.database.ops import CreateCopySwapOp, plain_name
 from egregora.database.plan import (
@@ -286,6 +288,9 @@ def execute_plan(
         except Exception as exc:
             if is_interrupt(exc):
                 raise MigrationFailed(INTERRUPTED) from None
+            if is_out_of_memory(exc):
+                limit = str(_scalar_text(raw, "SELECT current_setting('memory_limit')"))
+                raise MigrationFailed(out_of_memory(first_line(exc), limit)) from None
             raise MigrationFailed(_step_failure(plan, step.table, exc)) from None
         outcome = outcomes[step.table]
         outcome.seconds += time.perf_counter() - started
@@ -579,6 +584,11 @@ def _collect_quarantined(raw: Any, rejected: str, outcomes: dict[str, TableOutco
         f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY 1, 2"
     ).fetchall():
         outcomes[table].reasons[reason] = int(count)
+
+
+def _scalar_text(raw: Any, sql: str) -> str:
+    row = raw.execute(sql).fetchone()
+    return str(row[0]) if row else "unknown"
 
 
 def _scalar(raw: Any, sql: str) -> int:
