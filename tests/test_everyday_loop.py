@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -642,7 +643,7 @@ def test_an_edit_of_the_real_schema_on_top_of_the_real_history(tmp_path: Path) -
     )
     edited.tables["media"].c.filename.nullable = False
     text = project.generate(edited, "r_edit")
-    assert f"down_revision: str | Sequence[str] | None = {head!r}" in text
+    assert re.search(rf"down_revision: .* = [\"']{head}[\"']", text), text
     execute(url, "UPDATE media SET filename = NULL WHERE id = (SELECT min(id) FROM media)")
     untouched = file_sha256(path)
     with pytest.raises(ConstraintViolations, match="NOT NULL media.filename"):
