@@ -275,56 +275,48 @@ def _identifiers(sql: str) -> set[str]:
 
 _SCOPE = "database_name = current_database() AND schema_name = current_schema()"
 
+# One round trip: each catalog function is cheap, each statement through the
+# dialect is not (autogenerate asks this for every table it changes).
+_CATALOG = sa.text(
+    f"""
+    SELECT
+      (SELECT list(column_name ORDER BY column_index) FROM duckdb_columns()
+        WHERE {_SCOPE} AND table_name = :name),
+      (SELECT list(struct_pack(kind := constraint_type, names := constraint_column_names))
+        FROM duckdb_constraints() WHERE {_SCOPE} AND table_name = :name),
+      (SELECT count(*) FROM duckdb_constraints()
+        WHERE {_SCOPE} AND constraint_type = 'FOREIGN KEY' AND referenced_table = :name),
+      (SELECT list(expressions) FROM duckdb_indexes() WHERE {_SCOPE} AND table_name = :name),
+      (SELECT list(sql) FROM duckdb_views() WHERE {_SCOPE} AND NOT internal)
+    """
+)
+
 
 def traits_from_database(connection: sa.Connection, name: str) -> TableTraits:
     """The traits of table ``name`` in the current DuckDB schema, from DuckDB's catalog.
 
     A table that does not exist (yet) has the traits of a plain table.
     """
-    columns = tuple(
-        connection.execute(
-            sa.text(
-                f"SELECT column_name FROM duckdb_columns() WHERE {_SCOPE} "
-                "AND table_name = :name ORDER BY column_index"
-            ),
-            {"name": name},
-        ).scalars()
-    )
+    row = connection.execute(_CATALOG, {"name": name}).one()
+    columns: tuple[str, ...] = tuple(row[0] or ())
     if not columns:
         return PLAIN
     keys: dict[str, set[str]] = {"PRIMARY KEY": set(), "FOREIGN KEY": set(), "CHECK": set()}
     uniques: set[frozenset[str]] = set()
-    for kind, names in connection.execute(
-        sa.text(
-            "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
-            f"WHERE {_SCOPE} AND table_name = :name"
-        ),
-        {"name": name},
-    ):
-        if kind == "UNIQUE":
-            uniques.add(frozenset(names))
-        elif kind in keys:
-            keys[kind].update(names)
-    referenced = connection.execute(
-        sa.text(
-            "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' "
-            f"AND {_SCOPE} AND referenced_table = :name"
-        ),
-        {"name": name},
-    ).scalar_one()
+    for constraint in row[1] or ():
+        if constraint["kind"] == "UNIQUE":
+            uniques.add(frozenset(constraint["names"]))
+        elif constraint["kind"] in keys:
+            keys[constraint["kind"]].update(constraint["names"])
+    referenced = row[2]
     indexed: set[str] = set()
-    for (expressions,) in connection.execute(
-        sa.text(f"SELECT expressions FROM duckdb_indexes() WHERE {_SCOPE} AND table_name = :name"),
-        {"name": name},
-    ):
+    for expressions in row[3] or ():
         # expressions is text such as ['"B c"', '(lower(e))']: find the column names in it
         read = _identifiers(str(expressions))
         indexed.update(c for c in columns if c in read or c.lower() in read)
         if not read & {*columns, *(c.lower() for c in columns)}:
             indexed.update(columns)  # no column recognised: assume it reads them all
-    views = connection.execute(
-        sa.text(f"SELECT sql FROM duckdb_views() WHERE NOT internal AND {_SCOPE}")
-    ).scalars()
+    views: list[str] = row[4] or []
     unique_columns = frozenset().union(*uniques)
     return TableTraits(
         referenced=bool(referenced),
