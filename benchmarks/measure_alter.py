@@ -183,9 +183,6 @@ TRAITS: list[Trait] = [
     Trait("view", _view("id", "a")),
     Trait("view=b", _view("b")),
     Trait("ck=b", lambda s: s.checks.add("b")),
-    Trait("ck>b", lambda s: s.checks.add("c")),
-    Trait("pk<b+ix>b", _both(_pk("id"), _index("c"))),
-    Trait("view=b+ix>b", _both(_view("b"), _index("c"))),
     Trait("ref<b+ix<b", _both(_referenced("id"), _index("a"))),
     Trait("fk<b+uq>b", _both(_fk("a"), _unique("c"))),
 ]
@@ -200,6 +197,12 @@ class Case:
     done: Callable[[sa.Inspector], bool]
     prepare: Callable[[Shape], None] = _plain
     b_type: type[sa.types.TypeEngine[Any]] = sa.String
+    # DuckDB refuses some statements before it looks at the table: those are
+    # measured on one table per kind of trait, not on every trait
+    on: tuple[str, ...] | None = None
+
+
+REFUSED_ANYWAY = ("plain", "pk=b", "uq=b", "ix=b", "fk=b", "ref<b", "view=b", "ck=b")
 
 
 def _columns(insp: sa.Inspector) -> dict[str, Any]:
@@ -282,6 +285,7 @@ def _drop_constraint(name: str, kind: str, prepare: Callable[[Shape], None]) -> 
         lambda i: alembic_ops.DropConstraintOp(_name_on_b(i, kind), TABLE, type_=kind),
         lambda i: not present(i),
         prepare,
+        on=REFUSED_ANYWAY,
     )
 
 
@@ -303,10 +307,16 @@ CASES: list[Case] = [
         _add("add col NOT NULL (empty)", lambda: sa.Column("e", sa.Integer, nullable=False)),
         prepare=_set_b(empty=True),
     ),
-    _add("add col FK", lambda: sa.Column("e", sa.Integer, sa.ForeignKey("p.i"))),
+    replace(
+        _add("add col FK", lambda: sa.Column("e", sa.Integer, sa.ForeignKey("p.i"))),
+        on=REFUSED_ANYWAY,
+    ),
     _add("add col UNIQUE", lambda: sa.Column("e", sa.Integer, unique=True)),
     _add("add col index=True", lambda: sa.Column("e", sa.Integer, index=True)),
-    _add("add col CHECK", lambda: sa.Column("e", sa.Integer, sa.CheckConstraint("e > 0"))),
+    replace(
+        _add("add col CHECK", lambda: sa.Column("e", sa.Integer, sa.CheckConstraint("e > 0"))),
+        on=REFUSED_ANYWAY,
+    ),
     Case(
         "add col PRIMARY KEY",
         lambda _: alembic_ops.AddColumnOp(TABLE, sa.Column("e", sa.String, primary_key=True)),
@@ -398,12 +408,14 @@ CASES: list[Case] = [
         "add FK(b)",
         lambda _: alembic_ops.CreateForeignKeyOp("fk_new", TABLE, "p", ["b"], ["s"]),
         _constraint_on_b("foreignkey"),
+        on=REFUSED_ANYWAY,
     ),
     _drop_constraint("drop FK(b)", "foreignkey", _fk("b")),
     Case(
         "add CHECK(b)",
         lambda _: alembic_ops.CreateCheckConstraintOp("ck_new", TABLE, "b IS NOT NULL"),
         _constraint_on_b("check"),
+        on=REFUSED_ANYWAY,
     ),
     _drop_constraint("drop CHECK(b)", "check", lambda s: s.checks.add("b")),
 ]
@@ -462,6 +474,7 @@ class Result:
     op: alembic_ops.MigrateOperation
     table: sa.Table  # ``t`` as the metadata defines it before the op
     referenced: bool
+    viewed: bool
     traits: TableTraits  # ``t`` as DuckDB's catalog has it before the op
     outcome: Outcome
 
@@ -482,7 +495,14 @@ def run_cell(
             connection.rollback()
 
             def result(outcome: Outcome) -> Result:
-                return Result(op, metadata.tables[TABLE], "k" in metadata.tables, traits, outcome)
+                return Result(
+                    op,
+                    metadata.tables[TABLE],
+                    "k" in metadata.tables,
+                    shape.view_of is not None,
+                    traits,
+                    outcome,
+                )
 
             try:
                 with connection.begin():
@@ -514,6 +534,8 @@ def cells() -> Iterator[tuple[Case, Trait]]:
     """Every applicable (op, trait) cell."""
     for case in CASES:
         for trait in TRAITS:
+            if case.on is not None and trait.name not in case.on:
+                continue
             try:
                 shape_for(case, trait)
             except NotApplicable:
@@ -521,12 +543,18 @@ def cells() -> Iterator[tuple[Case, Trait]]:
             yield case, trait
 
 
-def _grid(title: str, outcomes: dict[tuple[str, str], str]) -> None:
-    """Print op x trait with a short code per distinct error and a legend."""
+def _codes(*grids: dict[tuple[str, str], str]) -> dict[str, str]:
+    """A short code for each distinct error, shared by the grids."""
     codes: dict[str, str] = {}
-    for text in outcomes.values():
-        if text not in ("ok", "ok (view broken)") and text not in codes:
-            codes[text] = f"E{len(codes) + 1}"
+    for outcomes in grids:
+        for text in outcomes.values():
+            if not text.startswith("ok") and text not in codes:
+                codes[text] = f"E{len(codes) + 1}"
+    return codes
+
+
+def _grid(title: str, outcomes: dict[tuple[str, str], str], codes: dict[str, str]) -> None:
+    """Print op x trait, one code per cell."""
     traits = [t.name for t in TRAITS if any(k[1] == t.name for k in outcomes)]
     ops = list(dict.fromkeys(k[0] for k in outcomes))
     widths = [max(len(t), 3) + 1 for t in traits]
@@ -545,9 +573,10 @@ def _grid(title: str, outcomes: dict[tuple[str, str], str]) -> None:
                 code = codes[cell]
             row.append(code.rjust(width))
         print(f"{op:27}" + "".join(row))
-    print("ok* = ok, but the view over t no longer reads; - = not applicable")
-    for text, code in codes.items():
-        print(f"{code:>4} {text}")
+    print(
+        "ok* = ok, but the view over t no longer reads; - = not applicable, or refused"
+        " whatever the table (measured on one table of each kind)"
+    )
 
 
 def main() -> None:
@@ -572,9 +601,14 @@ def main() -> None:
             disagreements.append(f"{case.name} | {trait.name}: rule says {rule} ({reason})")
         if args.impl:
             impl[case.name, trait.name] = run_cell(case, trait, mode="impl").outcome.cell()
-    _grid("raw: the SQL Alembic renders, executed", raw)
+    codes = _codes(raw, impl)
+    _grid("raw: the SQL Alembic renders, executed", raw, codes)
     if args.impl:
-        _grid("impl: online through EgregoraDuckDBImpl (batch mode where it has indexes)", impl)
+        title = "impl: online through EgregoraDuckDBImpl (batch mode where it has indexes)"
+        _grid(title, impl, codes)
+    print()
+    for text, code in codes.items():
+        print(f"{code:>4} {text}")
     print(f"\n{len(raw)} cells; capabilities.duckdb_can_alter disagrees on {len(disagreements)}")
     for line in disagreements:
         print("  " + line)
