@@ -187,8 +187,10 @@ def _alter_column(op: ops.AlterColumnOp, traits: TableTraits) -> tuple[bool, str
 def _after(op: ops.MigrateOperation, traits: TableTraits) -> TableTraits:
     """The traits once ``op`` has run, where later rules depend on it.
 
-    A dropped index still counts: DuckDB keeps refusing ALTERs after DROP
-    INDEX in the same transaction.
+    A dropped index still counts, to be safe: after DROP INDEX in the same
+    transaction DuckDB 2.0.1 still refuses to drop or retype the columns the
+    index read (and to drop columns before them), and a ``DropIndexOp`` does
+    not say which columns those were.
     """
     if isinstance(op, ops.CreateIndexOp):
         columns = {c for c in op.columns if isinstance(c, str)} or set(traits.column_order)
