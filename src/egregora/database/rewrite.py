@@ -23,7 +23,12 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.sql.elements import conv
 
-from egregora.database.capabilities import TableTraits, duckdb_can_alter, traits_from_table
+from egregora.database.capabilities import (
+    TableTraits,
+    duckdb_can_alter,
+    traits_from_database,
+    traits_from_table,
+)
 from egregora.database.definitions import all_checks
 from egregora.database.ops import CreateCopySwapOp
 from egregora.database.plan import _fk_signature, referred_table
@@ -227,7 +232,13 @@ def parents_first(
 
 
 def _database_traits(connection: sa.Connection, name: str) -> TableTraits:
-    """The table as the database has it (reflected, so the same on both engines)."""
+    """The table as the database has it: DuckDB's catalog, or PostgreSQL's reflected.
+
+    Against PostgreSQL the question is the same (could DuckDB ALTER this
+    table?), so that one history serves both engines.
+    """
+    if connection.dialect.name == "duckdb":
+        return traits_from_database(connection, name)
     return traits_from_table(reflect(connection, name), bool(referencing_closure(connection, name)))
 
 
