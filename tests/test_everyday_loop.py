@@ -686,7 +686,7 @@ def test_out_of_memory_is_one_paragraph_and_changes_nothing(  # type: ignore[no-
     finally:
         pool.removeHandler(caplog.handler)
     message = str(failed.value)
-    assert "ran out of memory" in message and "memory_limit = 7.6 MiB" in message
+    assert "ran out of room" in message and "memory_limit = 7.6 MiB" in message
     assert "-x memory_limit=" in message and "\n" not in message
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no pool traceback
     # DuckDB may have written blocks of the new copy before the COMMIT failed (the

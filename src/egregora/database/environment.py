@@ -23,6 +23,7 @@ from egregora.database.config import create_engine as make_engine
 from egregora.database.config import parse_url, resolve_url
 from egregora.database.errors import (
     INTERRUPTED,
+    MEMORY_LIMIT_INFO,
     ConstraintViolations,
     DatabaseUnavailable,
     InvalidOperation,
@@ -285,8 +286,6 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
     connection.commit()  # end the autobegun transaction: Alembic begins its own
 
 
-#: where the migration connection remembers DuckDB's memory_limit
-MEMORY_LIMIT_INFO = "egregora_memory_limit"
 #: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 

@@ -63,13 +63,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def out_of_memory(detail: str, limit: str) -> str:
-    """A rebuild that outgrew DuckDB's memory_limit: what was measured, what to set."""
+    """A rebuild that outgrew DuckDB's memory or temporary files: what was measured, what to do."""
     return (
-        f"DuckDB ran out of memory ({detail}) with memory_limit = {limit}, and the "
-        "migration was rolled back, so the database is as it was before. A rebuild "
-        "(create_copy_swap) keeps the new copy of the table in memory until COMMIT: "
-        "measured on DuckDB 2.0, 3,000,000 posts-shaped rows need a memory_limit "
-        "between 300 MB and 600 MB, and the process then peaks at about 1.7x the limit. "
-        "Run again with a higher limit, for example -x memory_limit=4GB, on a machine "
-        "with that much free memory."
+        f"DuckDB ran out of room ({detail}) with memory_limit = {limit}, and the migration "
+        "was rolled back, so every table and row is as before. A rebuild "
+        "(create_copy_swap) holds the new copy of the table in memory, or in DuckDB's "
+        "temporary files, until COMMIT: measured on DuckDB 2.0, 3,000,000 posts-shaped rows "
+        "need a memory_limit between 300 MB and 600 MB, and the process then peaks at about "
+        "1.7x the limit. Run again with more memory (for example -x memory_limit=4GB, on a "
+        "machine that has it) or more room for temporary files (DuckDB's temp_directory and "
+        "max_temp_directory_size)."
     )
+
+
+#: where the migration connection remembers DuckDB's memory_limit (for the message
+#: above: a connection that ran out of memory can't be asked any more)
+MEMORY_LIMIT_INFO = "egregora_memory_limit"

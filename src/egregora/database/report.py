@@ -83,7 +83,7 @@ class RunReport:
             # what the quarantine tables received, whoever moved the rows there
             # (create_copy_swap, or a revision's own SQL)
             "rows_quarantined": sum(moved)
-            if self.revisions
+            if any(r.quarantined for r in self.revisions)
             else sum(t.rows_quarantined for t in self.tables),
             "indexes_built": sum(t.indexes_built for t in self.tables),
             "seconds": round(sum(r.seconds for r in self.revisions), 3),

@@ -22,6 +22,7 @@ from egregora.database.config import SUPPORTED_BACKENDS
 from egregora.database.destroyed import record_dropped
 from egregora.database.errors import (
     INTERRUPTED,
+    MEMORY_LIMIT_INFO,
     ConstraintViolations,
     InvalidOperation,
     MigrationFailed,
@@ -289,7 +290,7 @@ def execute_plan(
             if is_interrupt(exc):
                 raise MigrationFailed(INTERRUPTED) from None
             if is_out_of_memory(exc):
-                limit = str(_scalar_text(raw, "SELECT current_setting('memory_limit')"))
+                limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
                 raise MigrationFailed(out_of_memory(first_line(exc), limit)) from None
             raise MigrationFailed(_step_failure(plan, step.table, exc)) from None
         outcome = outcomes[step.table]
@@ -584,11 +585,6 @@ def _collect_quarantined(raw: Any, rejected: str, outcomes: dict[str, TableOutco
         f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY 1, 2"
     ).fetchall():
         outcomes[table].reasons[reason] = int(count)
-
-
-def _scalar_text(raw: Any, sql: str) -> str:
-    row = raw.execute(sql).fetchone()
-    return str(row[0]) if row else "unknown"
 
 
 def _scalar(raw: Any, sql: str) -> int:
