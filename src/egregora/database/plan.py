@@ -360,7 +360,7 @@ class _Planner:
                 expression = self.expression_sql(column_map[column.name])
                 self.values[column.name] = (f"CAST(({expression}) AS {type_sql})", True)
             elif column.name in old:
-                same = self.type_sql(old[column.name].type) == type_sql
+                same = self.known_type_sql(old[column.name].type) in (type_sql, None)
                 ref = self.q(column.name)
                 self.values[column.name] = (ref if same else f"CAST({ref} AS {type_sql})", not same)
         self.changed = {name for name, (_, converted) in self.values.items() if converted}
@@ -383,6 +383,17 @@ class _Planner:
 
     def type_sql(self, type_: sa.types.TypeEngine[object]) -> str:
         return str(self.dialect.type_compiler_instance.process(type_))
+
+    def known_type_sql(self, type_: sa.types.TypeEngine[object]) -> str | None:
+        """A previous column's type as SQL; None when reflection could not name it.
+
+        duckdb-sqlalchemy reflects some DuckDB types (an empty STRUCT, TUPLE)
+        as NullType. The target then says what the column is, and the values
+        are taken as they are (the target's CREATE TABLE gives the type).
+        """
+        if isinstance(type_, sa.types.NullType):
+            return None
+        return self.type_sql(type_)
 
     def check_sql(self, check: sa.CheckConstraint | sa.Computed) -> str:
         """The SQL of a CHECK's (or a generated column's) expression."""
