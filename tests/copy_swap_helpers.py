@@ -58,12 +58,20 @@ def _picture(path: Path, rebuilt: str | None) -> dict[str, Any]:
 
 
 def invoke(path: Path, operation: CreateCopySwapOp) -> None:
+    """Run a prepared operation (a reverse(), say), holding the same fidelity checker."""
+    before = _picture(path, operation.table.name)
+    untouched = _picture(path, None)
     engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as connection:
             Operations(MigrationContext.configure(connection)).invoke(operation)
+    except Exception:
+        assert differences(untouched, _picture(path, None)) == []
+        raise
     finally:
         engine.dispose()
+    if operation.on_violation != "quarantine":
+        assert differences(before, _picture(path, operation.table.name)) == []
 
 
 def sql(path: Path, *statements: str) -> None:
