@@ -293,3 +293,39 @@ def test_an_empty_revision_is_clean_from_the_template_alone(tmp_path: Path) -> N
     path = Path(script.path)  # type: ignore[union-attr]
     lint = _ruff("check", path)  # no unused sa/op, imports in order
     assert lint.returncode == 0, lint.stdout + path.read_text()
+
+
+def test_our_check_comparison_wins_over_another_registered_for_checks(tmp_path: Path) -> None:
+    """A CHECK comparator a later Alembic (or another plugin) registers never runs beside ours."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.plugins import Plugin
+
+    from egregora.database.autogenerate import AUTOGENERATE_PLUGINS
+
+    calls: list[str] = []
+
+    def competing(autogen_context, modify_table_ops, schema, tname, *rest):  # type: ignore[no-untyped-def]
+        calls.append(tname)
+        from alembic.util import PriorityDispatchResult
+
+        return PriorityDispatchResult.CONTINUE
+
+    plugin = Plugin("tests.competing_checks")
+    plugin.add_autogenerate_comparator(competing, "table", "checkconstraints")
+    try:
+        path = tmp_path / "db.duckdb"
+        _seed(path, _metadata())
+        engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={"autogenerate_plugins": [*AUTOGENERATE_PLUGINS, "tests.competing_checks"]},
+            )
+            diffs = compare_metadata(context, _metadata(check="add"))
+        engine.dispose()
+    finally:
+        plugin.remove()
+    assert calls == []  # ours stopped the subgroup on every table
+    added = [d for d in diffs if d[0] == "add_constraint"]
+    assert len(added) == 1 and "n <> 'bad'" in str(added[0][1].sqltext)

@@ -82,7 +82,7 @@ def compare_check_constraints(
     for expression in sorted(want.keys() - have.keys(), key=str):
         modify_table_ops.ops.append(ops.AddConstraintOp.from_constraint(want[expression]))
         log.info("Detected added CHECK (%s) on table %r", expression, tname)
-    return PriorityDispatchResult.CONTINUE
+    return PriorityDispatchResult.STOP
 
 
 def compare_named_check_constraints(
@@ -131,7 +131,7 @@ def compare_named_check_constraints(
             name,
             tname,
         )
-    return PriorityDispatchResult.CONTINUE
+    return PriorityDispatchResult.STOP
 
 
 def compare_primary_key(
@@ -201,19 +201,23 @@ def setup(plugin: Plugin) -> None:
         plugin.add_autogenerate_comparator(
             compare_primary_key, "table", "primarykey", qualifier=dialect
         )
+    # Ours win: Alembic runs FIRST before MEDIUM (its default), and a STOP ends
+    # the "checkconstraints" subgroup, so a CHECK comparator that a later
+    # Alembic registers there (by name, which DuckDB does not keep) never runs
+    # beside ours and never proposes the same change twice.
     plugin.add_autogenerate_comparator(
         compare_named_check_constraints,
         "table",
         "checkconstraints",
         qualifier="postgresql",
-        priority=DispatchPriority.MEDIUM,
+        priority=DispatchPriority.FIRST,
     )
     plugin.add_autogenerate_comparator(
         compare_check_constraints,
         "table",
         "checkconstraints",
         qualifier="duckdb",
-        priority=DispatchPriority.MEDIUM,
+        priority=DispatchPriority.FIRST,
     )
 
 
