@@ -5,7 +5,9 @@ revision calls :func:`create_or_adopt`: on an empty database it creates the
 baseline; on a database whose tables match the baseline exactly (columns,
 types, nullability, defaults, and CHECK expressions, since DuckDB drops
 constraint names) it creates nothing and lets Alembic stamp the revision.
-Anything else is refused before a change is made.
+Anything else is refused before a change is made. Tables, views and macros
+that are not part of the baseline (Egregora's other stores, a user's own) are
+left alone, and named in one log line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from egregora.database.catalog import (
     database_shapes,
     describe_differences,
     expected_shapes,
+    macro_names,
     tables_and_views,
 )
 from egregora.database.errors import AdoptionRefused
@@ -44,6 +47,12 @@ def create_or_adopt(
     if not existing:
         _create(op, baseline, views, existing_views=set())
         return
+    # Egregora's other stores (ingested messages, ratings, caches), user views
+    # and macros live beside the V3 tables: they are verified by nobody here
+    # and left exactly as they are. A file with none of the V3 tables is not
+    # an Egregora database to adopt, and is refused as before.
+    others = existing - set(baseline.tables) if existing & set(baseline.tables) else set()
+    existing -= others
     problems = baseline_differences(bind, baseline, existing)
     if problems:
         raise AdoptionRefused(
@@ -60,7 +69,20 @@ def create_or_adopt(
         revision,
         len(existing),
     )
+    left_alone = describe_left_alone(bind, others, views_present - set(views))
+    if left_alone:
+        log.info("%s adoption: left alone %s.", revision, left_alone)
     _create_views(op, views, views_present)
+
+
+def describe_left_alone(bind: sa.Connection, tables: set[str], views: set[str]) -> str:
+    """``3 tables (a, b, c), 1 view (v), 1 macro (m)``: what adoption did not look at."""
+    kinds = [("table", tables), ("view", views), ("macro", macro_names(bind))]
+    return ", ".join(
+        f"{len(names)} {kind}{'' if len(names) == 1 else 's'} ({', '.join(sorted(names))})"
+        for kind, names in kinds
+        if names
+    )
 
 
 def baseline_differences(

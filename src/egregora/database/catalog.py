@@ -268,6 +268,18 @@ def tables_and_views(bind: sa.Connection) -> tuple[set[str], set[str]]:
     return set(inspector.get_table_names()), set(inspector.get_view_names())
 
 
+def macro_names(bind: sa.Connection) -> set[str]:
+    """DuckDB's user macros in the current database (none elsewhere: not ours to list)."""
+    if bind.dialect.name != "duckdb":
+        return set()
+    raw = bind.connection.driver_connection
+    rows = raw.execute(  # type: ignore[union-attr]
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE NOT internal "
+        "AND function_type IN ('macro', 'table_macro') AND database_name = current_database()"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def database_shapes(bind: sa.Connection, names: Iterable[str]) -> dict[str, TableShape]:
     """The shapes of the tables ``names`` as the database holds them."""
     if bind.dialect.name == "duckdb":

@@ -52,8 +52,19 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Quarantine tables hold rejected rows; they are not part of the schema."""
-    return not (type_ == "table" and name is not None and name.endswith(QUARANTINE_SUFFIX))
+    """Only what the metadata declares is compared.
+
+    A table the database has and the metadata does not declare is someone
+    else's (Egregora's other stores, a user's own, a ``<table>_quarantine``
+    of rejected rows): ``alembic check`` and autogenerate never propose to
+    drop it. To retire a table on purpose, write ``op.drop_table`` by hand
+    (docs/writing-migrations.md).
+    """
+    if type_ != "table" or name is None:
+        return True
+    if name.endswith(QUARANTINE_SUFFIX):
+        return False
+    return not (reflected and compare_to is None)
 
 
 def _configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
