@@ -1,0 +1,175 @@
+"""What `alembic upgrade head` from a legacy V3 file costs, against copying the data once.
+
+A V3 file is made with the baseline revision (`alembic upgrade v3` on an
+empty file) and grown with SQL to about ``--rows`` rows over the six tables
+(posts with author lists that reference profiles), with ``--violations``
+rows that break the V4 rules (a journal window backwards, an empty profile
+title). Copies of it are then taken, each in its own process:
+
+- ``floor``: every table rewritten once in one transaction (CREATE TABLE AS,
+  DROP, RENAME), the least any rebuild-based upgrade can cost;
+- ``quarantine``: `alembic -x on_violation=quarantine upgrade head`;
+- ``refused``: `alembic upgrade head` in fail mode, which stops with the
+  violation report (and rolls everything back).
+
+Goals (issue 16): quarantine <= 1.5x the floor; refused <= 0.5x quarantine.
+
+Run: .venv/bin/python benchmarks/upgrade.py [--rows 500000] [--violations 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+V3_TABLES = ("posts", "profiles", "media", "journals", "tasks", "annotations")
+#: rows per table, as a share of --rows
+SHARES = {
+    "posts": 0.3,
+    "profiles": 0.1,
+    "media": 0.1,
+    "journals": 0.1,
+    "tasks": 0.1,
+    "annotations": 0.3,
+}
+
+FILL = {
+    "profiles": """
+        INSERT INTO profiles SELECT 'u' || i, 'bio ' || i, TIMESTAMPTZ '2024-01-01' +
+          to_seconds(i), 'c' || i, uuid()::VARCHAR, 'Person ' || i, 'alias' || i,
+          'summary', NULL, ['x', 'y'] FROM range($n) AS r(i)""",
+    "posts": """
+        INSERT INTO posts SELECT 'p' || i, repeat('text ', 20) || i, TIMESTAMPTZ '2024-01-01'
+          + to_seconds(i), 'c' || i, 'Post ' || i, 'post-' || i, DATE '2024-01-01',
+          'summary', ['u' || (i % $profiles), 'u' || ((i + 1) % $profiles)], ['tag'],
+          ['draft', 'published', 'archived'][1 + i % 3] FROM range($n) AS r(i)""",
+    "media": """
+        INSERT INTO media SELECT 'm' || i, NULL, TIMESTAMPTZ '2024-01-01' + to_seconds(i),
+          'c' || i, 'f' || i || '.png', 'image/png', 'image', 'h' || i FROM range($n) AS r(i)""",
+    "journals": """
+        INSERT INTO journals SELECT 'j' || i, 'log', TIMESTAMPTZ '2024-01-01' + to_seconds(i),
+          'c' || i, 'Journal ' || i, TIMESTAMPTZ '2024-01-01' + to_seconds(i),
+          TIMESTAMPTZ '2024-01-01' + to_seconds(i + 60) FROM range($n) AS r(i)""",
+    "tasks": """
+        INSERT INTO tasks SELECT uuid(), 'enrich_media', 'pending', '{"k": 1}',
+          TIMESTAMPTZ '2024-01-01' + to_seconds(i), NULL, NULL FROM range($n) AS r(i)""",
+    "annotations": """
+        INSERT INTO annotations SELECT 'a' || i, 'note', TIMESTAMPTZ '2024-01-01' +
+          to_seconds(i), 'c' || i, 'p' || (i % $posts), 'post', 'u' || (i % $profiles)
+          FROM range($n) AS r(i)""",
+}
+VIOLATIONS = (
+    "UPDATE journals SET window_end = window_start - INTERVAL 1 HOUR WHERE id IN "
+    "(SELECT id FROM journals ORDER BY id LIMIT $k)",
+    "UPDATE profiles SET title = '' WHERE id IN (SELECT id FROM profiles ORDER BY id LIMIT $k)",
+)
+
+
+def alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ROOT / "alembic.ini"),
+            "-x",
+            f"url={url}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def build(path: Path, rows: int, violations: int) -> dict[str, int]:
+    done = alembic(f"duckdb:///{path}", "upgrade", "v3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = {t: max(1, int(rows * share)) for t, share in SHARES.items()}
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE alembic_version")  # a legacy file: no version table
+        for table in ("profiles", "posts", "media", "journals", "tasks", "annotations"):
+            sql = FILL[table].replace("$profiles", str(counts["profiles"]))
+            sql = sql.replace("$posts", str(counts["posts"]))
+            con.execute(sql.replace("$n", str(counts[table])))
+        for statement in VIOLATIONS:
+            con.execute(statement.replace("$k", str(violations)))
+        con.execute("CHECKPOINT")
+    return counts
+
+
+def floor(path: Path) -> float:
+    """Every table rewritten once, in one transaction."""
+    started = time.perf_counter()
+    with duckdb.connect(str(path)) as con:
+        con.execute("BEGIN")
+        for table in V3_TABLES:
+            con.execute(f"CREATE TABLE {table}__copy AS SELECT * FROM {table}")
+        con.execute("DROP VIEW IF EXISTS documents_view")
+        for table in V3_TABLES:
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE {table}__copy RENAME TO {table}")
+        con.execute("COMMIT")
+    return time.perf_counter() - started
+
+
+def timed(path: Path, *args: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = alembic(f"duckdb:///{path}", *args)
+    return time.perf_counter() - started, done.returncode
+
+
+def startup(path: Path) -> float:
+    """Alembic's own start-up (env.py, opening the file), left out of the upgrade figures."""
+    started = time.perf_counter()
+    alembic(f"duckdb:///{path}", "current")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--violations", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source = work / "v3.duckdb"
+        started = time.perf_counter()
+        counts = build(source, args.rows, args.violations)
+        total = sum(counts.values())
+        print(f"built a V3 file of {total:,} rows in {time.perf_counter() - started:.1f} s")
+        copies = {name: work / f"{name}.duckdb" for name in ("floor", "quarantine", "refused")}
+        for copy in copies.values():
+            shutil.copy(source, copy)
+        base = startup(copies["refused"])
+        results = {"floor": floor(copies["floor"])}
+        seconds, code = timed(
+            copies["quarantine"], "-x", "on_violation=quarantine", "upgrade", "head"
+        )
+        assert code == 0, "the quarantine upgrade failed"
+        results["quarantine"] = seconds - base
+        seconds, code = timed(copies["refused"], "upgrade", "head")
+        assert code != 0, "the fail-mode upgrade was not refused"
+        results["refused"] = seconds - base
+    print(f"\n{'way':<34}{'seconds':>10}")
+    print(f"{'rewrite every table once (floor)':<34}{results['floor']:>10.2f}")
+    print(f"{'upgrade head, quarantine':<34}{results['quarantine']:>10.2f}")
+    print(f"{'upgrade head, refused (fail)':<34}{results['refused']:>10.2f}")
+    print(f"(Alembic's start-up, {base:.2f} s, is left out of the upgrade figures)\n")
+    ratio = results["quarantine"] / results["floor"]
+    print(f"quarantine / floor  {ratio:6.2f}  (goal <= 1.5: {'ok' if ratio <= 1.5 else 'MISSED'})")
+    ratio = results["refused"] / results["quarantine"]
+    print(f"refused / quarantine{ratio:6.2f}  (goal <= 0.5: {'ok' if ratio <= 0.5 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
