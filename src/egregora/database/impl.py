@@ -15,6 +15,7 @@ from alembic.ddl.postgresql import PostgresqlImpl
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 from egregora.database.destroyed import record_dropped
+from egregora.database.errors import InvalidOperation
 
 
 class CountsWhatItDestroys(DefaultImpl):
@@ -48,6 +49,24 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
     __dialect__ = "duckdb"
+
+    def _recreate(self, table_name: str, schema: str | None) -> Any:
+        # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
+        # with an explicit index (drop_column, alter_column of nullability,
+        # type or name) with Alembic's batch recreate. Here create_copy_swap
+        # wins: batch rebuilds from SQLAlchemy's reflection, which loses what
+        # it can't see (measured: TIMESTAMP_NS, COLLATE, generated columns,
+        # expression indexes), and checks no row first. Autogenerate never
+        # writes such a plain op (capabilities.py); a hand-written one is
+        # refused before anything runs.
+        raise InvalidOperation(
+            f"An ALTER of table {table_name} that DuckDB can't do in place: the table "
+            "has an explicit index, and DuckDB then refuses to drop a column or change "
+            "its nullability, type or name. Nothing was changed. Write the change as "
+            "op.create_copy_swap with the table's complete new definition (alembic "
+            "revision --autogenerate writes it), which rebuilds the table keeping its "
+            "indexes, checking every row first."
+        )
 
     def compare_server_default(
         self,

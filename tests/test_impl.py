@@ -1,0 +1,66 @@
+"""Alembic's DuckDB implementation: where duckdb-sqlalchemy's and ours overlap, ours wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+import egregora.database.migrations  # noqa: F401  (registers our implementation)
+from egregora.database.errors import InvalidOperation
+
+from .copy_swap_helpers import rows, sql
+from .fidelity import catalog_picture
+
+
+def _ops(connection: sa.Connection) -> Operations:
+    return Operations(MigrationContext.configure(connection))
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> Path:
+    path = tmp_path / "indexed.duckdb"
+    sql(
+        path,
+        "CREATE TABLE books (id VARCHAR PRIMARY KEY, seen TIMESTAMP_NS, pages INTEGER, "
+        "isbn VARCHAR)",
+        "CREATE INDEX ix_books_isbn ON books (isbn)",
+        "INSERT INTO books VALUES ('b1', '2024-01-01 00:00:00.000000001', 10, 'i1')",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda op: op.drop_column("books", "pages"),
+        lambda op: op.alter_column("books", "pages", nullable=False),
+        lambda op: op.alter_column("books", "pages", type_=sa.BigInteger()),
+        lambda op: op.alter_column("books", "pages", new_column_name="page_count"),
+    ],
+    ids=["drop column", "NOT NULL", "type", "rename"],
+)
+def test_an_alter_duckdb_refuses_is_not_rebuilt_by_batch_mode(indexed: Path, change) -> None:  # type: ignore[no-untyped-def]
+    before = catalog_picture(indexed)
+    engine = sa.create_engine(f"duckdb:///{indexed}", poolclass=sa.pool.NullPool)
+    with (
+        pytest.raises(InvalidOperation, match="op.create_copy_swap"),
+        engine.begin() as connection,
+    ):
+        change(_ops(connection))
+    engine.dispose()
+    assert catalog_picture(indexed) == before  # no batch copy happened
+
+
+def test_an_alter_duckdb_can_do_still_runs_plainly(indexed: Path) -> None:
+    engine = sa.create_engine(f"duckdb:///{indexed}", poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        _ops(connection).alter_column("books", "pages", server_default="0")
+        _ops(connection).add_column("books", sa.Column("note", sa.String()))
+    engine.dispose()
+    assert rows(indexed, "SELECT seen::VARCHAR, note FROM books") == [
+        ("2024-01-01 00:00:00.000000001", None)
+    ]
