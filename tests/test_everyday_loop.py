@@ -108,7 +108,6 @@ CASES: dict[str, Edit] = {
     "drop a CHECK": Edit(
         ("authors.no_score_check",),
         works_after="INSERT INTO authors (id, score) VALUES ('ax', -3)",
-        postgresql=True,
     ),
     "change a CHECK": Edit(
         ("authors.score_check_changed",),
@@ -133,7 +132,6 @@ CASES: dict[str, Edit] = {
         violate=("UPDATE authors SET email = 'ana@x' WHERE id = 'a2'",),
         refusal="UNIQUE",
         refused_after="INSERT INTO authors (id, email) VALUES ('ax', 'ana@x')",
-        postgresql=True,
     ),
     "drop a UNIQUE": Edit(
         (),
@@ -157,7 +155,6 @@ CASES: dict[str, Edit] = {
         violate=("UPDATE authors SET name = NULL WHERE id = 'a2'",),
         refusal="NOT NULL",
         refused_after="INSERT INTO authors (id) VALUES ('ax')",
-        postgresql=True,
     ),
     "NOT NULL on an indexed child that is also a parent": Edit(
         ("books.title_notnull",),
@@ -225,7 +222,6 @@ CASES: dict[str, Edit] = {
         violate=("UPDATE authors SET name = NULL WHERE id = 'a3'",),
         refusal="NOT NULL",
         refused_after="INSERT INTO authors (id, name) VALUES ('ax', '')",
-        postgresql=True,
     ),
     "changes to a parent and its child in one revision": Edit(
         ("authors.name_check", "books.title_notnull"),
