@@ -179,56 +179,83 @@ def _followed_at_depth(
 
 @lru_cache(maxsize=1024)
 def _check(statement: str, tables: frozenset[str]) -> tuple[str, str] | None:
-    names = {table.casefold(): table for table in tables}
-    tokens = _tokens(statement)
-    depths = _depths(tokens)
-
-    def target(i: int) -> tuple[str | None, int]:
-        """The append-only table named at ``i`` (after an optional ONLY), and the index after."""
-        if _is_word(tokens, i, "ONLY") and tokens[i + 1 : i + 2] != [(_PUNCT, ".")]:
-            i += 1  # ONLY the table, not a schema named only
-        name, after = _name(tokens, i)
-        return names.get(name) if name is not None else None, after
-
-    for i, (kind, word) in enumerate(tokens):
-        if kind != _WORD:
-            continue
-        if word == "UPDATE":
-            table, _ = target(i + 1)
-            if table:
-                return "UPDATE", table
-        elif word == "DELETE" and _is_word(tokens, i + 1, "FROM"):
-            table, _ = target(i + 2)
-            if table:
-                return "DELETE", table
-        elif word == "TRUNCATE":
-            j = i + 2 if _is_word(tokens, i + 1, "TABLE") else i + 1
-            while True:  # TRUNCATE a, ONLY b *, c
-                table, j = target(j)
-                if table:
-                    return "TRUNCATE", table
-                if tokens[j : j + 1] == [(_PUNCT, "*")]:
-                    j += 1
-                if tokens[j : j + 1] != [(_PUNCT, ",")]:
-                    break
-                j += 1
-        elif word == "INSERT":
-            replace = _is_word(tokens, i + 1, "OR") and _is_word(tokens, i + 2, "REPLACE")
-            j = i + 3 if _is_word(tokens, i + 1, "OR") else i + 1
-            if not _is_word(tokens, j, "INTO"):
-                continue
-            table, after = target(j + 1)
-            if not table:
-                continue
-            if replace:
-                return "INSERT OR REPLACE", table
-            if _followed_at_depth(tokens, depths, after, "DO", ("UPDATE",)):
-                return "INSERT ... ON CONFLICT DO UPDATE", table
-        elif word == "MERGE" and _is_word(tokens, i + 1, "INTO"):
-            table, after = target(i + 2)
-            if table and _followed_at_depth(tokens, depths, after, "THEN", ("UPDATE", "DELETE")):
-                return "MERGE", table
+    scanner = _Scanner(_tokens(statement), tables)
+    for i, (kind, word) in enumerate(scanner.tokens):
+        verb = _VERB_SCANS.get(word) if kind == _WORD else None
+        found = verb(scanner, i) if verb is not None else None
+        if found is not None:
+            return found
     return None
+
+
+class _Scanner:
+    """The tokens of one statement, and what each changing verb at ``i`` aims at."""
+
+    def __init__(self, tokens: list[tuple[str, str]], tables: frozenset[str]) -> None:
+        self.tokens = tokens
+        self.depths = _depths(tokens)
+        self.names = {table.casefold(): table for table in tables}
+
+    def target(self, i: int) -> tuple[str | None, int]:
+        """The append-only table named at ``i`` (after an optional ONLY), and the index after."""
+        if _is_word(self.tokens, i, "ONLY") and self.tokens[i + 1 : i + 2] != [(_PUNCT, ".")]:
+            i += 1  # ONLY the table, not a schema named only
+        name, after = _name(self.tokens, i)
+        return self.names.get(name) if name is not None else None, after
+
+    def update(self, i: int) -> tuple[str, str] | None:
+        table, _ = self.target(i + 1)
+        return ("UPDATE", table) if table else None
+
+    def delete(self, i: int) -> tuple[str, str] | None:
+        if not _is_word(self.tokens, i + 1, "FROM"):
+            return None
+        table, _ = self.target(i + 2)
+        return ("DELETE", table) if table else None
+
+    def truncate(self, i: int) -> tuple[str, str] | None:
+        j = i + 2 if _is_word(self.tokens, i + 1, "TABLE") else i + 1
+        while True:  # TRUNCATE a, ONLY b *, c
+            table, j = self.target(j)
+            if table:
+                return "TRUNCATE", table
+            if self.tokens[j : j + 1] == [(_PUNCT, "*")]:
+                j += 1
+            if self.tokens[j : j + 1] != [(_PUNCT, ",")]:
+                return None
+            j += 1
+
+    def insert(self, i: int) -> tuple[str, str] | None:
+        tokens = self.tokens
+        replace = _is_word(tokens, i + 1, "OR") and _is_word(tokens, i + 2, "REPLACE")
+        j = i + 3 if _is_word(tokens, i + 1, "OR") else i + 1
+        if not _is_word(tokens, j, "INTO"):
+            return None
+        table, after = self.target(j + 1)
+        if not table:
+            return None
+        if replace:
+            return "INSERT OR REPLACE", table
+        if _followed_at_depth(tokens, self.depths, after, "DO", ("UPDATE",)):
+            return "INSERT ... ON CONFLICT DO UPDATE", table
+        return None
+
+    def merge(self, i: int) -> tuple[str, str] | None:
+        if not _is_word(self.tokens, i + 1, "INTO"):
+            return None
+        table, after = self.target(i + 2)
+        changes = _followed_at_depth(self.tokens, self.depths, after, "THEN", ("UPDATE", "DELETE"))
+        return ("MERGE", table) if table and changes else None
+
+
+#: The verbs that change rows, and how each finds the table it changes.
+_VERB_SCANS = {
+    "UPDATE": _Scanner.update,
+    "DELETE": _Scanner.delete,
+    "TRUNCATE": _Scanner.truncate,
+    "INSERT": _Scanner.insert,
+    "MERGE": _Scanner.merge,
+}
 
 
 def changed_append_only_table(statement: str, tables: frozenset[str]) -> tuple[str, str] | None:
