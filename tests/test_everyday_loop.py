@@ -558,9 +558,7 @@ def test_report_counts_match_the_quarantine_tables(  # type: ignore[no-untyped-d
     project, after = _edited(bases, tmp_path, "authors.name_check")
     execute(project.url, "UPDATE authors SET name = '' WHERE id = 'a1'")
     report = tmp_path / "report.json"
-    command.upgrade(
-        project.cfg(after, on_violation="quarantine", report=str(report)), "head"
-    )
+    command.upgrade(project.cfg(after, on_violation="quarantine", report=str(report)), "head")
     found = json.loads(report.read_text())
     held = {t: n for t, n in counts(project.url).items() if t.endswith("_quarantine")}
     assert held == {"authors_quarantine": 1, "books_quarantine": 2, "reviews_quarantine": 3}

@@ -110,11 +110,7 @@ def compare_named_check_constraints(
         str(c["name"]): str(c["sqltext"])
         for c in inspector.get_check_constraints(tname, schema=schema)
     }
-    want = {
-        str(c.name): c
-        for c in all_checks(metadata_table)
-        if c.name is not None
-    }
+    want = {str(c.name): c for c in all_checks(metadata_table) if c.name is not None}
     changed = changed_check_names(autogen_context.connection, metadata_table) & have.keys()
     stub = sa.Table(tname, sa.MetaData(), schema=schema)  # leaves conn_table as reflected
     for name in sorted((have.keys() - want.keys()) | changed):

@@ -223,9 +223,7 @@ def changed_check_names(connection: sa.Connection, target: sa.Table) -> set[str]
     savepoint that is rolled back, and both sides are compared as the server
     spells them (``pg_get_constraintdef``).
     """
-    named = [
-        c for c in all_checks(target) if c.name is not None
-    ]
+    named = [c for c in all_checks(target) if c.name is not None]
     preparer = connection.dialect.identifier_preparer
     existing = _check_definitions(connection, preparer.quote(target.name))
     named = [c for c in named if str(c.name) in existing]

@@ -207,12 +207,25 @@ def validate(
     dialect_name: str = "duckdb",
 ) -> None:
     """Refuse arguments that can't work, before anything is planned or run."""
+    _check_on_violation(on_violation)
+    _check_tables(previous, target, dependents)
+    _check_column_map(target, column_map)
+    _check_filled(previous, target, column_map)
+    if dialect_name == "duckdb":
+        _check_duckdb_limits(previous, target, dependents)
+    _check_references(target, dependents)
+
+
+def _check_on_violation(on_violation: str) -> None:
     if on_violation not in ON_VIOLATION_CHOICES:
         raise InvalidOperation(
             f"create_copy_swap: on_violation={on_violation!r} is not one of "
             f"{', '.join(ON_VIOLATION_CHOICES)}. Use 'fail' to stop on rows that violate "
             "the new constraints, or 'quarantine' to move them to <table>_quarantine."
         )
+
+
+def _check_tables(previous: sa.Table, target: sa.Table, dependents: Sequence[sa.Table]) -> None:
     for table in (previous, target, *dependents):
         if table.schema is not None:
             raise InvalidOperation(
@@ -227,6 +240,9 @@ def validate(
             f"definition is {previous.name!r} and the target {target.name!r}. Rename the "
             "table with op.rename_table in a step of its own."
         )
+
+
+def _check_column_map(target: sa.Table, column_map: Mapping[str, ColumnMapValue]) -> None:
     unknown = sorted(set(column_map) - set(target.columns.keys()))
     if unknown:
         raise InvalidOperation(
@@ -250,6 +266,12 @@ def validate(
                 f"{expression!r} contains a ';'. It must be one SQL expression, not "
                 "statements."
             )
+
+
+def _check_filled(
+    previous: sa.Table, target: sa.Table, column_map: Mapping[str, ColumnMapValue]
+) -> None:
+    """Every NOT NULL column of the target gets a value for the rows already there."""
     old_columns = set(previous.columns.keys())
     for column in target.columns:
         filled = (
@@ -267,7 +289,13 @@ def validate(
                 f"column_map={{{column.name!r}: '<SQL over the old row>'}} or a "
                 "server_default."
             )
-    for table in (previous, target, *dependents) if dialect_name == "duckdb" else ():
+
+
+def _check_duckdb_limits(
+    previous: sa.Table, target: sa.Table, dependents: Sequence[sa.Table]
+) -> None:
+    """What a DuckDB rebuild can't do: a column named rowid, a self-referencing FOREIGN KEY."""
+    for table in (previous, target, *dependents):
         for column in table.columns:
             if column.name.lower() == "rowid":
                 raise InvalidOperation(
@@ -283,6 +311,10 @@ def validate(
                     "they were before each statement, so a bulk copy can't satisfy it. "
                     "Keep that reference unenforced (no FOREIGN KEY) on DuckDB."
                 )
+
+
+def _check_references(target: sa.Table, dependents: Sequence[sa.Table]) -> None:
+    """Every referencing table still finds the columns it references."""
     target_columns = set(target.columns.keys())
     for dependent in dependents:
         for fk in dependent.foreign_key_constraints:
@@ -853,9 +885,9 @@ class _Planner:
                 column.type,
                 *generated,
                 nullable=column.nullable,
-                server_default=None if generated else _server_default(
-                    column, self.preparer, self.dialect
-                ),
+                server_default=None
+                if generated
+                else _server_default(column, self.preparer, self.dialect),
                 autoincrement=False,
             )
             columns.append(copy)

@@ -262,4 +262,3 @@ def _flatten(operations: Iterable[ops.MigrateOperation]) -> Iterable[ops.Migrate
             yield from _flatten(op.ops)
         else:
             yield op
-

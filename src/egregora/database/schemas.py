@@ -24,7 +24,6 @@ MEDIA_TYPES: Final = ("image", "video", "audio")
 ANNOTATION_PARENT_TYPES: Final = ("message", "post", "annotation")
 
 
-
 def check_name(constraint: sa.Constraint, table: sa.Table) -> str:
     """The ``<name>`` of ``chk_<table>_<name>``: the CHECK's own name, else its column's.
 
