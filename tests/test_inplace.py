@@ -255,3 +255,39 @@ def test_a_check_that_keeps_its_name_but_changes_is_replaced(pg_url: str) -> Non
     ) == [("CHECK (((n)::text <> '3'::text))",)]
     # the same expression again, spelled as written: nothing to do
     apply(pg_url, children(sa.CheckConstraint("n <> '3'", name="chk_children_n_ok")))
+
+
+def test_rows_the_application_inserts_meanwhile_are_no_error(pg_url: str) -> None:
+    """Issue 15's first bug: the row count changed under the migration's feet.
+
+    Another session inserts a row before the migration starts and commits it
+    a second later: the migration counts 2 rows, its ALTER waits for that
+    session's lock, and then finds 3.
+    """
+    import threading
+    import time
+
+    pg_sql(
+        pg_url,
+        "CREATE TABLE parents (id VARCHAR PRIMARY KEY, name VARCHAR)",
+        "INSERT INTO parents VALUES ('p1', 'Ana'), ('p2', 'Bo')",
+    )
+    writer = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    inserted = threading.Event()
+
+    def application() -> None:
+        with writer.begin() as other:
+            other.exec_driver_sql("INSERT INTO parents VALUES ('p3', 'Cy')")
+            inserted.set()
+            time.sleep(1.0)  # the migration counts meanwhile, then waits for this lock
+
+    thread = threading.Thread(target=application)
+    thread.start()
+    assert inserted.wait(10)
+    apply(pg_url, parents(sa.CheckConstraint("length(name) > 0", name="name_len")))
+    thread.join()
+    writer.dispose()
+    assert pg_sql(pg_url, "SELECT id FROM parents ORDER BY id") == [("p1",), ("p2",), ("p3",)]
+    assert pg_sql(
+        pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'name_len'"
+    ) == [(1,)]
