@@ -288,6 +288,4 @@ def test_rows_the_application_inserts_meanwhile_are_no_error(pg_url: str) -> Non
     thread.join()
     writer.dispose()
     assert pg_sql(pg_url, "SELECT id FROM parents ORDER BY id") == [("p1",), ("p2",), ("p3",)]
-    assert pg_sql(
-        pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'name_len'"
-    ) == [(1,)]
+    assert pg_sql(pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'name_len'") == [(1,)]

@@ -33,6 +33,7 @@ from egregora.database.errors import (
     is_out_of_memory,
     out_of_memory,
 )
+from egregora.database.locks import LockPolicy, is_lock_timeout
 from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
 from egregora.database.report import RevisionReport, RunReport
 from egregora.database.toimpl import (
@@ -107,6 +108,10 @@ def run_offline(context: EnvironmentContext) -> None:
         **_configure_kwargs(context),
     )
     with context.begin_transaction():
+        if context.get_context().dialect.name == "postgresql":
+            policy = LockPolicy.from_x_args(context.get_x_argument(as_dictionary=True))
+            for statement in policy.offline_sql():
+                context.execute(statement)
         context.run_migrations()
 
 
@@ -158,7 +163,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     context.configure(connection=connection, **options)
     try:
         with context.begin_transaction():
-            _serialize_and_allow_rewrite(connection)
+            _serialize_and_allow_rewrite(connection, x_args)
             timer.start(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
@@ -175,6 +180,14 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             raise MigrationFailed(INTERRUPTED) from None
         if not isinstance(exc, sa.exc.DBAPIError):
             raise
+        if is_lock_timeout(exc):  # a plain operation gave up its lock wait too often
+            raise MigrationFailed(
+                f"A statement could not get its lock ({first_line(exc)}), even after "
+                "retries, and the migration was rolled back: nothing was changed. Another "
+                "session holds a lock on the table (see pg_stat_activity); end it or wait "
+                "for it, then run again; -x lock_timeout=... and -x lock_retries=... wait "
+                "longer."
+            ) from None
         if is_out_of_memory(exc):
             limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
             # DuckDB invalidates the database after a failed COMMIT: no rollback is
@@ -194,7 +207,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
             report.write_json(report_path)
 
 
-def _serialize_and_allow_rewrite(connection: sa.Connection) -> None:
+def _serialize_and_allow_rewrite(connection: sa.Connection, x_args: dict[str, str]) -> None:
     """PostgreSQL: one migration at a time, allowed to rewrite append-only tables.
 
     Several deploys may run ``alembic upgrade head`` against one server at
@@ -207,10 +220,13 @@ def _serialize_and_allow_rewrite(connection: sa.Connection) -> None:
     tables unless the transaction-local setting ``egregora.allow_rewrite`` is
     on; migrations that quarantine rows or fill columns need it.
     ``set_config(..., true)`` and the lock both end with the transaction.
+    Then the lock policy (locks.py): lock_timeout and statement_timeout.
     """
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
+        # after the advisory lock, which must wait for another deploy's whole run
+        LockPolicy.from_x_args(x_args).apply(connection)
 
 
 class _RevisionTimer:

@@ -7,6 +7,7 @@ implementation registry keeps the last class defined for a dialect).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,8 @@ from alembic.ddl.postgresql import PostgresqlImpl
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 from egregora.database.destroyed import record_dropped
-from egregora.database.errors import InvalidOperation
+from egregora.database.errors import InvalidOperation, MigrationFailed
+from egregora.database.locks import LOCK_POLICY_INFO, is_lock_timeout, lock_refusal
 
 
 class CountsWhatItDestroys(DefaultImpl):
@@ -45,6 +47,37 @@ class CountsWhatItDestroys(DefaultImpl):
 
 class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
     __dialect__ = "postgresql"
+
+    def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
+        """Alembic's plain operations under the run's lock policy (locks.py).
+
+        Each statement runs in a savepoint; one that gives up waiting for its
+        lock (lock_timeout) is rolled back to it and tried again, so that an
+        ALTER never queues the application's queries behind a long wait.
+        """
+        if self.as_sql or not isinstance(self.connection, sa.Connection):
+            return super()._exec(construct, *args, **kw)  # offline: a script, no locks
+        policy = self.connection.info.get(LOCK_POLICY_INFO)
+        if policy is None:
+            return super()._exec(construct, *args, **kw)
+        connection = self.connection
+        assert connection is not None
+        for attempt in range(policy.retries + 1):
+            savepoint = connection.begin_nested()
+            try:
+                result = super()._exec(construct, *args, **kw)
+            except sa.exc.DBAPIError as exc:
+                savepoint.rollback()
+                if not is_lock_timeout(exc) or attempt == policy.retries:
+                    if is_lock_timeout(exc):
+                        raw = connection.connection.driver_connection
+                        raise MigrationFailed(lock_refusal(raw, None, policy)) from None
+                    raise
+                time.sleep(policy.backoff_seconds * 2**attempt)
+                continue
+            savepoint.commit()
+            return result
+        return None
 
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):

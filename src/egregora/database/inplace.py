@@ -106,9 +106,7 @@ class InPlacePlanner(_Planner):
         new_keys = {(kind, tuple(cols)): name for kind, name, cols in _keys(target)}
         for signature in old_fks.keys() - new_fks.keys():
             steps.append(step("alter", self.drop_constraint(old_fks[signature])))
-        unnamed = {
-            self.check_name(c, i) for i, c in enumerate(_checks(previous)) if c.name is None
-        }
+        unnamed = {self.check_name(c, i) for i, c in enumerate(_checks(previous)) if c.name is None}
         steps += [
             step("alter", f"DROP CONSTRAINT {self.q(name)}")
             for name in dropped_checks

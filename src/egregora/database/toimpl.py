@@ -32,6 +32,7 @@ from egregora.database.errors import (
     is_out_of_memory,
     out_of_memory,
 )
+from egregora.database.locks import LOCK_POLICY_INFO, execute_with_retries
 from egregora.database.ops import CreateCopySwapOp, plain_name
 from egregora.database.plan import (
     QUARANTINE_SUFFIX,
@@ -285,7 +286,13 @@ def execute_plan(
         if step.phase == "finish":
             _collect_quarantined(raw, preparer.quote(REJECTED), outcomes)
         try:
-            raw.execute(step.sql)
+            policy = connection.info.get(LOCK_POLICY_INFO)
+            if policy is not None and _in_place(connection):
+                execute_with_retries(raw, step.sql, preparer.quote(step.table), policy)
+            else:
+                raw.execute(step.sql)
+        except SchemaError:
+            raise
         except Exception as exc:
             if is_interrupt(exc):
                 raise MigrationFailed(INTERRUPTED) from None

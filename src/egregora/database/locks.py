@@ -1,0 +1,150 @@
+"""PostgreSQL under live traffic: a migration never queues the application behind it.
+
+``ALTER TABLE`` needs ACCESS EXCLUSIVE for a moment. If any session holds a
+lock on the table (a long report, a session idle in transaction), the ALTER
+waits, and every later query on the table queues behind the waiting ALTER:
+the site stalls for as long as the blocker lives. So every migration sets a
+transaction-local ``lock_timeout`` (``-x lock_timeout=``, default 5s): the
+ALTER gives up instead of stalling everyone, and is retried with backoff
+(``-x lock_retries=``, default 3) inside a savepoint, so the run stays one
+transaction. One that still can't get its lock fails naming the sessions
+that hold locks on the table, and the whole run is rolled back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from egregora.database.errors import InvalidOperation, MigrationFailed
+
+#: PostgreSQL's SQLSTATE for "could not obtain lock" (lock_timeout, NOWAIT)
+LOCK_NOT_AVAILABLE = "55P03"
+#: where the migration connection keeps its LockPolicy
+LOCK_POLICY_INFO = "egregora_lock_policy"
+_DURATION = re.compile(r"\d+\s*(ms|s|min)?", re.IGNORECASE)
+_SAVEPOINT = "egregora_lock_retry"
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How long one statement may wait for a lock, and how often it tries again."""
+
+    lock_timeout: str = "5s"
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    statement_timeout: str | None = None
+
+    @classmethod
+    def from_x_args(cls, x_args: Mapping[str, str]) -> LockPolicy:
+        """``-x lock_timeout=5s -x lock_retries=3 -x statement_timeout=10min``, checked."""
+        lock_timeout = _duration(x_args, "lock_timeout", cls.lock_timeout)
+        statement_timeout = (
+            _duration(x_args, "statement_timeout", "") if "statement_timeout" in x_args else None
+        )
+        retries = x_args.get("lock_retries", str(cls.retries))
+        if not retries.isdigit():
+            raise InvalidOperation(
+                f"-x lock_retries={retries} is not a whole number; for example "
+                "-x lock_retries=3 (the default): how many times a statement that timed out "
+                "waiting for a lock is tried again."
+            )
+        return cls(lock_timeout, int(retries), cls.backoff_seconds, statement_timeout)
+
+    def apply(self, connection: sa.Connection) -> None:
+        """Set the timeouts for this transaction only, and remember the policy."""
+        connection.exec_driver_sql(
+            "SELECT set_config('lock_timeout', %(v)s, true)", {"v": self.lock_timeout}
+        )
+        if self.statement_timeout is not None:
+            connection.exec_driver_sql(
+                "SELECT set_config('statement_timeout', %(v)s, true)",
+                {"v": self.statement_timeout},
+            )
+        connection.info[LOCK_POLICY_INFO] = self
+
+    def offline_sql(self) -> list[str]:
+        """The same settings, for a ``--sql`` script (run inside its transaction)."""
+        statements = [f"SET LOCAL lock_timeout = '{self.lock_timeout}'"]
+        if self.statement_timeout is not None:
+            statements.append(f"SET LOCAL statement_timeout = '{self.statement_timeout}'")
+        return statements
+
+
+def _duration(x_args: Mapping[str, str], key: str, default: str) -> str:
+    value = x_args.get(key, default).strip()
+    if not _DURATION.fullmatch(value):
+        raise InvalidOperation(
+            f"-x {key}={value} is not a duration PostgreSQL takes; give one such as "
+            f"-x {key}=5s, -x {key}=500ms or -x {key}=2min."
+        )
+    return value.replace(" ", "")
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    original = getattr(exc, "orig", None) or exc
+    return getattr(original, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def execute_with_retries(raw: Any, sql: str, table: str | None, policy: LockPolicy) -> None:
+    """Run ``sql`` in a savepoint; on a lock timeout, roll back to it and try again.
+
+    After ``policy.retries`` more tries it fails, naming who holds locks on
+    ``table``; the caller's transaction is intact (rolled back to the
+    savepoint), so the whole migration rolls back cleanly.
+    """
+    for attempt in range(policy.retries + 1):
+        raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            raw.execute(sql)
+        except Exception as exc:
+            if not is_lock_timeout(exc):
+                raise
+            raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            if attempt == policy.retries:
+                raise MigrationFailed(lock_refusal(raw, table, policy)) from None
+            time.sleep(policy.backoff_seconds * 2**attempt)
+            continue
+        raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return
+
+
+_HOLDERS = """
+SELECT a.pid, a.state,
+       extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60)
+FROM pg_stat_activity AS a
+WHERE a.pid <> pg_backend_pid()
+  AND a.pid IN (SELECT l.pid FROM pg_locks AS l WHERE l.granted AND l.relation IS NOT NULL
+                AND l.relation >= 16384  -- user objects, not the catalog
+                AND (%(table)s::text IS NULL OR l.relation = to_regclass(%(table)s)))
+ORDER BY a.pid
+"""
+
+
+def lock_holders(raw: Any, table: str | None) -> list[str]:
+    """``pid 123 (idle in transaction for 18 s: SELECT ...)`` for each session holding a lock.
+
+    On ``table``, or on any user table when the statement's table is unknown.
+    """
+    rows = raw.execute(_HOLDERS, {"table": table}).fetchall()
+    return [f"pid {pid} ({state} for {age} s: {query!r})" for pid, state, age, query in rows]
+
+
+def lock_refusal(raw: Any, table: str | None, policy: LockPolicy) -> str:
+    holders = lock_holders(raw, table)
+    named = "; ".join(holders) if holders else "no session holds one any more"
+    where = table or "a table"
+    return (
+        f"Could not get a lock on {where} within lock_timeout = {policy.lock_timeout}, "
+        f"after {policy.retries + 1} tries: the migration gave up rather than make the "
+        f"application's queries wait behind it, and was rolled back, so nothing was "
+        f"changed. Holding locks on {where}: {named}. End or wait for those sessions "
+        "(pg_terminate_backend(pid) ends one), then run again; -x lock_timeout=... and "
+        "-x lock_retries=... wait longer."
+    )
