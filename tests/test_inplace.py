@@ -289,3 +289,50 @@ def test_rows_the_application_inserts_meanwhile_are_no_error(pg_url: str) -> Non
     writer.dispose()
     assert pg_sql(pg_url, "SELECT id FROM parents ORDER BY id") == [("p1",), ("p2",), ("p3",)]
     assert pg_sql(pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'name_len'") == [(1,)]
+
+
+def test_not_null_on_an_existing_column_scans_under_a_weak_lock() -> None:
+    """Issue 15: a validated CHECK first, so SET NOT NULL itself scans nothing."""
+    previous = sa.Table(
+        "t",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("title", sa.String()),
+    )
+    target = sa.Table(
+        "t",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("title", sa.String(), nullable=False),
+    )
+    assert plan_copy_swap(previous, target, dialect=PG).statements()[-4:] == [
+        "ALTER TABLE t ADD CONSTRAINT t_title_not_null CHECK (title IS NOT NULL) NOT VALID",
+        "ALTER TABLE t VALIDATE CONSTRAINT t_title_not_null",
+        "ALTER TABLE t ALTER COLUMN title SET NOT NULL",
+        "ALTER TABLE t DROP CONSTRAINT t_title_not_null",
+    ]
+
+
+def test_not_null_through_a_check_on_a_real_table(pg_url: str) -> None:
+    pg_sql(
+        pg_url,
+        "CREATE TABLE parents (id VARCHAR PRIMARY KEY, name VARCHAR)",
+        "INSERT INTO parents VALUES ('p1', 'Ana'), ('p2', NULL)",
+    )
+    target = sa.Table(
+        "parents",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("name", sa.String(), nullable=False),
+    )
+    with pytest.raises(ConstraintViolations, match="NOT NULL parents.name"):
+        apply(pg_url, target)
+    apply(pg_url, target, on_violation="quarantine")
+    assert pg_sql(
+        pg_url,
+        "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'parents' "
+        "AND column_name = 'name'",
+    ) == [("NO",)]
+    assert pg_sql(pg_url, "SELECT conname FROM pg_constraint WHERE conname LIKE 'parents%'") == [
+        ("parents_pkey",)
+    ]

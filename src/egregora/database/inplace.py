@@ -157,7 +157,7 @@ class InPlacePlanner(_Planner):
                     steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL"))
                 continue
             if was.nullable and not column.nullable:
-                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL"))
+                steps += self.set_not_null(column.name)
             elif not was.nullable and column.nullable and not column.primary_key:
                 steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP NOT NULL"))
             default = column.server_default
@@ -207,6 +207,25 @@ class InPlacePlanner(_Planner):
                 )
         steps += [s for s in self.finish_steps(target) if s.phase == "comment"]
         return steps
+
+    def set_not_null(self, column: str) -> list[Step]:
+        """SET NOT NULL without scanning under ACCESS EXCLUSIVE.
+
+        A plain SET NOT NULL scans the whole table while it blocks reads and
+        writes. A CHECK (column IS NOT NULL) added NOT VALID and then
+        validated scans under SHARE UPDATE EXCLUSIVE, which lets the
+        application read and write; PostgreSQL 12+ then sees the validated
+        CHECK and sets NOT NULL without scanning, and the CHECK goes.
+        """
+        check = self.q(f"{self.name}_{column}_not_null"[:63])
+        return [
+            self.step(
+                "alter", f"ADD CONSTRAINT {check} CHECK ({self.q(column)} IS NOT NULL) NOT VALID"
+            ),
+            self.step("validate", f"VALIDATE CONSTRAINT {check}"),
+            self.step("alter", f"ALTER COLUMN {self.q(column)} SET NOT NULL"),
+            self.step("alter", f"DROP CONSTRAINT {check}"),
+        ]
 
     def step(self, phase: Phase, clause: str) -> Step:
         return Step(phase, self.name, self.alter(clause))
