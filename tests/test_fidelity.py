@@ -332,3 +332,29 @@ def test_a_rebuilt_table_of_every_type_keeps_its_columns_and_rows(
         after = catalog_picture(path)
         assert before["columns"] == after["columns"]
         assert before["rows"] == after["rows"]
+
+
+def test_an_index_nobody_declared_survives_the_rebuild(scores: Path) -> None:
+    """A user's index on a rebuilt table comes back; one on a dropped column is refused."""
+    sql(scores, "CREATE INDEX ix_users_own ON scores (lower(label))")
+    before = rows(scores, "SELECT index_name, sql FROM duckdb_indexes()")
+    declared_before = _scores()
+    apply(scores, _scores(sa.CheckConstraint("id <> ''", name="id_set")), previous=declared_before)
+    assert rows(scores, "SELECT index_name, sql FROM duckdb_indexes()") == before
+    without_label = sa.Table(
+        "scores",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("score", sa.Integer()),
+    )
+    with pytest.raises(InvalidOperation, match="index ix_users_own"):
+        apply(scores, without_label)
+
+
+def test_an_index_the_previous_definition_declares_goes_when_the_target_drops_it(
+    scores: Path,
+) -> None:
+    sql(scores, "CREATE INDEX ix_scores_label ON scores (label)")
+    with_index = _scores(sa.Index("ix_scores_label", "label"))
+    apply(scores, _scores(sa.CheckConstraint("id <> ''", name="id_set")), previous=with_index)
+    assert rows(scores, "SELECT index_name FROM duckdb_indexes()") == []

@@ -390,3 +390,25 @@ def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:
         )
         for table, sql, comment in tables
     }
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """An explicit index as DuckDB keeps it: its text, and the columns its expressions read."""
+
+    name: str
+    sql: str
+    expressions: str
+
+
+def stored_indexes(cursor: Any, table: str) -> list[StoredIndex]:
+    """The explicit indexes of ``table`` in the current schema (not the keys' own)."""
+    rows = cursor.execute(
+        "SELECT index_name, sql, CAST(expressions AS VARCHAR) FROM duckdb_indexes() "
+        "WHERE schema_name = current_schema() AND table_name = ? AND sql IS NOT NULL "
+        "ORDER BY index_name",
+        [table],
+    ).fetchall()
+    return [
+        StoredIndex(name, sql.strip().rstrip(";"), expressions) for name, sql, expressions in rows
+    ]

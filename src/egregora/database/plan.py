@@ -152,6 +152,7 @@ def plan_copy_swap(
     inline_keys: bool = False,
     changed_checks: Iterable[str] = (),
     stored: Mapping[str, StoredTable] | None = None,
+    kept_indexes: Sequence[str] = (),
 ) -> CopySwapPlan:
     """Plan the rebuild of ``previous`` into ``target``. Pure: no database access.
 
@@ -166,6 +167,9 @@ def plan_copy_swap(
     the dependents' own DDL as DuckDB keeps it (catalog.stored_tables): a
     dependent found there is recreated exactly from it; one not found (offline
     ``--sql``, where no catalog can be read) from its definition.
+    ``kept_indexes`` are CREATE INDEX statements of indexes the table has but
+    the target does not define (a user's, another store's): rebuilt as they
+    were (DuckDB only; PostgreSQL alters in place and keeps them).
     """
     validate(previous, target, column_map or {}, dependents, on_violation, dialect.name)
     planner = _Planner
@@ -175,6 +179,7 @@ def plan_copy_swap(
         planner = InPlacePlanner
     p = planner(dialect, previous, target, dict(column_map or {}), list(dependents), changed_checks)
     p.stored = dict(stored or {})
+    p.kept_indexes = list(kept_indexes)
     if inline_keys:
         p.inline_keys.add(target.name)
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
@@ -355,6 +360,7 @@ class _Planner:
         self.dependents = _creation_order(dependents)
         self.dep_names = [d.name for d in self.dependents]
         self.stored: dict[str, StoredTable] = {}  # dependents' own DDL (plan_copy_swap)
+        self.kept_indexes: list[str] = []  # the table's indexes the definition lacks
         # DuckDB 2.0 fails with an INTERNAL error (and invalidates the database)
         # when a FOREIGN KEY is checked against a key that ALTER TABLE ADD
         # PRIMARY KEY/UNIQUE created in the same transaction. Tables that rebuilt
@@ -757,6 +763,8 @@ class _Planner:
             )
             steps += self.finish_steps(self.target)
         steps += self.sequence_steps(self.target)
+        # indexes someone else made on the table (not in the definition): again
+        steps += [Step("index", name, sql) for sql in self.kept_indexes]
         # 4. referencing tables again, parents first, with their rows
         for dependent in self.dependents:
             stored = self.stored.get(dependent.name)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from egregora.database.catalog import changed_check_names, stored_tables
+from egregora.database.catalog import changed_check_names, stored_indexes, stored_tables
 from egregora.database.config import SUPPORTED_BACKENDS
 from egregora.database.destroyed import record_dropped
 from egregora.database.errors import (
@@ -206,6 +206,8 @@ def run_online(
         else stored_tables(connection.connection.driver_connection, [d.name for d in dependents])
     )
 
+    kept = [] if _in_place(connection) else _kept_indexes(connection, previous, operation)
+
     def plan_for(mode: str) -> CopySwapPlan:
         return plan_copy_swap(
             previous,
@@ -217,6 +219,7 @@ def run_online(
             revision=revision,
             changed_checks=changed,
             stored=stored,
+            kept_indexes=kept,
         )
 
     plan = plan_for(on_violation)
@@ -491,6 +494,39 @@ def _refuse_breaking_views(connection: sa.Connection, previous: sa.Table, target
                     "without those columns earlier in the revision (op.execute), then "
                     "rebuild the table."
                 )
+
+
+def _kept_indexes(
+    connection: sa.Connection, previous: sa.Table, operation: CreateCopySwapOp
+) -> list[str]:
+    """CREATE INDEX of the table's indexes that neither definition knows: kept as they are.
+
+    A user's or another store's index on the table must survive the rebuild
+    (measured: before this, rebuilding posts dropped an index on posts.slug
+    that nothing declared). An index the revision's ``previous=`` declares and
+    its target does not is dropped on purpose. One kept that reads a column
+    the rebuild drops is refused before any change, as a view or macro is.
+    """
+    target = operation.table
+    raw = connection.connection.driver_connection
+    known = {str(index.name) for index in target.indexes}
+    if operation.previous is not None:
+        known |= {str(index.name) for index in operation.previous.indexes}
+    dropped = set(previous.columns.keys()) - set(target.columns.keys())
+    kept = []
+    for index in stored_indexes(raw, target.name):
+        if index.name in known:
+            continue
+        used = sorted(c for c in dropped if c.lower() in _words(index.expressions))
+        if used:
+            raise InvalidOperation(
+                f"create_copy_swap on {target.name}: the index {index.name}, which the new "
+                f"definition does not declare, reads {', '.join(used)}, which it drops. "
+                "Nothing was changed. Drop that index earlier in the revision "
+                "(op.drop_index), or declare it on the new columns."
+            )
+        kept.append(index.sql)
+    return kept
 
 
 def _refuse_incompatible_references(
