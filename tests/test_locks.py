@@ -68,14 +68,15 @@ def test_a_blocker_that_stays_is_named_and_nothing_changes(project: Project, pg_
     waits: list[float] = []
 
     def application() -> None:
-        """The site's reads on media while the migration tries its ALTER."""
+        """The site's reads on media while the migration tries its ALTER (each committed)."""
         engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
-        for _ in range(10):
-            started = time.perf_counter()
-            with engine.connect() as connection:
+        with engine.connect() as connection:
+            for _ in range(10):
+                started = time.perf_counter()
                 connection.exec_driver_sql("SELECT count(*) FROM media").all()
-            waits.append(time.perf_counter() - started)
-            time.sleep(0.05)
+                connection.commit()
+                waits.append(time.perf_counter() - started)
+                time.sleep(0.05)
         engine.dispose()
 
     reader = threading.Thread(target=application)
@@ -91,7 +92,8 @@ def test_a_blocker_that_stays_is_named_and_nothing_changes(project: Project, pg_
     assert "lock_timeout = 200ms, after 2 tries" in message and "\n" not in message
     assert _version(pg_url) == ["r1base"]  # rolled back: nothing changed
     # the application's reads queued behind the ALTER at most for its lock_timeout
-    assert max(waits) < 0.2 + 0.3, waits
+    # (without it they would wait as long as the blocker lives: the whole test)
+    assert max(waits) < 0.2 + 0.4, waits
 
 
 def test_a_blocker_that_ends_lets_the_retry_through(project: Project, pg_url: str) -> None:
