@@ -108,7 +108,11 @@ def _books(meta: sa.MetaData, e: set[str]) -> None:
         sa.Column(
             "editor_id", sa.String(), *_if("books.editor_fk" in e, sa.ForeignKey("authors.id"))
         ),
-        sa.Column("title", sa.String(), nullable="books.title_notnull" not in e),
+        sa.Column(
+            "title",
+            sa.Text() if "books.title_text" in e else sa.String(),
+            nullable="books.title_notnull" not in e,
+        ),
         *_if(
             "books.pages_drop" not in e,
             sa.Column("pages", sa.BigInteger() if "books.pages_bigint" in e else sa.Integer()),
@@ -179,6 +183,10 @@ def _media(meta: sa.MetaData, e: set[str]) -> None:
             sa.Index("ux_media_filename", "filename", unique=True),
         ),
         *_if("media.kind_index" in e, sa.Index("ix_media_kind", "kind")),
+        *_if(
+            "media.generated" in e,
+            sa.Column("big", sa.Integer(), sa.Computed("size * 1000")),
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -235,3 +236,21 @@ def test_the_readme_sql_output_is_not_committed() -> None:
         pytest.skip("not a git checkout")
     result = subprocess.run(["git", "check-ignore", "-q", "upgrade.sql"], cwd=ROOT, timeout=30)
     assert result.returncode == 0  # 1: not ignored
+
+
+@pytest.mark.parametrize(
+    ("x", "says"),
+    [
+        ({"dryrun": "true"}, "-x dryrun is not an option"),
+        ({"dry_run": "maybe"}, "-x dry_run=maybe is neither true nor false"),
+        ({"report": "/nonexistent/folder/r.json"}, "does not exist"),
+        ({"lock_timeout": "abc"}, "-x lock_timeout=abc"),
+    ],
+)
+def test_a_bad_or_misspelled_option_runs_nothing(
+    db_path: Path, db_url: str, x: dict[str, str], says: str
+) -> None:
+    """A misspelled -x dryrun=true must not run the real upgrade."""
+    with pytest.raises(CommandError, match=re.escape(says)):
+        command.upgrade(alembic_cfg(db_url, **x), "head")
+    assert not db_path.exists() or "alembic_version" not in str(database_digest(db_path))

@@ -177,7 +177,7 @@ def canonical_check_expressions(
             probe = sa.Table(
                 name,
                 sa.MetaData(),
-                *(sa.Column(c.name, c.type) for c in table.columns),
+                *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
                 sa.CheckConstraint(check.sqltext),
             )
             scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
@@ -190,6 +190,12 @@ def canonical_check_expressions(
     finally:
         scratch.close()
     return found
+
+
+def _probe_type(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    """A column type the scratch database can create: an Enum names a type that only
+    the real database has (CREATE TYPE), so the probe holds its labels as VARCHAR."""
+    return sa.String() if isinstance(type_, sa.Enum) else type_
 
 
 def setup(plugin: Plugin) -> None:

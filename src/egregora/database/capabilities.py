@@ -104,6 +104,11 @@ def duckdb_can_alter(op: ops.MigrateOperation, traits: TableTraits) -> tuple[boo
 
 
 def _add_column(column: sa.Column[object], traits: TableTraits) -> tuple[bool, str]:
+    if column.computed is not None:
+        return (
+            False,
+            'Parser Error: "Adding generated columns after table creation is not supported"',
+        )
     if column.foreign_keys:
         # Alembic adds the column, then ADD CONSTRAINT ... FOREIGN KEY
         return False, 'Not implemented: "No support for adding FOREIGN_KEY constraints"'

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from logging.config import fileConfig
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,10 +94,53 @@ def run(context: EnvironmentContext) -> None:
     """Entry point called from ``alembic/env.py``."""
     if context.config.config_file_name is not None:
         fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+    check_x_arguments(context.get_x_argument(as_dictionary=True))
     if context.is_offline_mode():
         run_offline(context)
     else:
         run_online(context)
+
+
+#: Every -x option this environment reads; anything else is a typo to refuse.
+X_OPTIONS = (
+    "url",
+    "on_violation",
+    "dry_run",
+    "report",
+    "progress_after_ms",
+    "memory_limit",
+    "lock_timeout",
+    "lock_retries",
+    "statement_timeout",
+)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def check_x_arguments(x_args: dict[str, str]) -> None:
+    """Refuse, before anything runs, an -x option this project does not know or can't read.
+
+    A misspelled ``-x dryrun=true`` must not run the real upgrade.
+    """
+    unknown = sorted(set(x_args) - set(X_OPTIONS))
+    if unknown:
+        raise InvalidOperation(
+            f"-x {', '.join(unknown)} is not an option of this project's migrations, so "
+            f"nothing was run. The options are: {', '.join(X_OPTIONS)} (for example "
+            "-x dry_run=true)."
+        )
+    dry_run = x_args.get("dry_run", "false").lower()
+    if dry_run not in _TRUE + _FALSE:
+        raise InvalidOperation(
+            f"-x dry_run={x_args['dry_run']} is neither true nor false, so nothing was run. "
+            "Use -x dry_run=true to rehearse the upgrade and roll it back."
+        )
+    report = x_args.get("report")
+    if report is not None and not Path(report).expanduser().resolve().parent.is_dir():
+        raise InvalidOperation(
+            f"-x report={report}: the folder {Path(report).parent} does not exist, so "
+            "nothing was run. Give a path in an existing folder."
+        )
+    LockPolicy.from_x_args(x_args)  # checked on every engine, used on PostgreSQL
 
 
 def run_offline(context: EnvironmentContext) -> None:
@@ -151,7 +195,7 @@ class _DryRunDone(Exception):  # noqa: N818  (control flow, never shown)
 
 def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     x_args = context.get_x_argument(as_dictionary=True)
-    dry_run = x_args.get("dry_run", "false").lower() in ("1", "true", "yes", "on")
+    dry_run = x_args.get("dry_run", "false").lower() in _TRUE
     report_path = x_args.get("report")
     violations: list[Violation] = []  # fail mode: every revision's, then one report
     report = RunReport(dry_run=dry_run, on_violation=x_args.get("on_violation", "fail"))

@@ -101,6 +101,16 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
             "indexes, checking every row first."
         )
 
+    def compare_type(self, inspector_column: Any, metadata_column: Any) -> bool:
+        # Two spellings of one DuckDB type are no change: sa.Text() compiles to
+        # TEXT, which DuckDB stores as VARCHAR, so without this `alembic check`
+        # reported a changed type forever after the upgrade that "changed" it.
+        if not super().compare_type(inspector_column, metadata_column):
+            return False
+        have = _duckdb_type_name(inspector_column.type)
+        want = _duckdb_type_name(metadata_column.type)
+        return have is None or want is None or have != want
+
     def compare_server_default(
         self,
         inspector_column: Any,
@@ -123,3 +133,22 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
+
+
+def _duckdb_type_name(type_: Any) -> str | None:
+    """The name DuckDB gives a type (``typeof``), asked of a scratch in-memory database."""
+    import duckdb
+    from duckdb_sqlalchemy import Dialect
+
+    try:
+        spelled = type_.compile(dialect=Dialect())
+    except sa.exc.CompileError:
+        return None
+    scratch = duckdb.connect(":memory:")
+    try:
+        row = scratch.execute(f"SELECT typeof(CAST(NULL AS {spelled}))").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        scratch.close()
+    return str(row[0]) if row else None

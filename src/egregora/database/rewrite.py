@@ -139,9 +139,13 @@ def copy_swap_for(
     name = table_ops.table_name
     target = metadata.tables[name].to_metadata(sa.MetaData())
     previous = named_like(reflect(connection, name), target, connection.dialect, metadata)
+    # Only the schema's own tables are frozen into the revision: offline
+    # (--sql) a fresh database has no other; online every referencing table,
+    # another store's too, is read from the live catalog when the revision runs.
     dependents = [
         _portable(reflect(connection, d), connection.dialect)
         for d in referencing_closure(connection, name)
+        if d in metadata.tables
     ]
     return CreateCopySwapOp(target, previous=previous, dependents=dependents)
 
