@@ -747,7 +747,7 @@ def test_another_stores_table_that_references_ours_stays_out_of_the_revision(  #
 
 
 def test_a_check_beside_an_enum_column_is_compared_without_a_traceback() -> None:
-    from egregora.database.autogenerate import canonical_check_expressions
+    from egregora.database.catalog import canonical_check_expressions
     from egregora.database.schemas import NAMING_CONVENTION
 
     table = sa.Table(

@@ -26,20 +26,17 @@ import logging
 import sys
 from typing import Any
 
-import duckdb
 import sqlalchemy as sa
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import conv
 
-from egregora.database.catalog import changed_check_names, snapshot
+from egregora.database.catalog import canonical_check_expressions, changed_check_names, snapshot
 from egregora.database.definitions import all_checks
 from egregora.database.rewrite import rewrite_operations
-from egregora.database.sqltext import normalize_sql
 
 log = logging.getLogger(__name__)
 
@@ -156,46 +153,6 @@ def compare_primary_key(
         )
         log.info("Detected added PRIMARY KEY (%s) on table %r", ", ".join(want), tname)
     return PriorityDispatchResult.CONTINUE
-
-
-def canonical_check_expressions(
-    table: sa.Table, dialect: sa.Dialect
-) -> list[tuple[sa.CheckConstraint, str]]:
-    """Each CHECK of ``table`` with the expression DuckDB stores for it.
-
-    The checks are created on a scratch in-memory table with the same
-    columns, one by one, so DuckDB itself spells each expression.
-    """
-    checks = all_checks(table)
-    if not checks:
-        return []
-    scratch = duckdb.connect(":memory:")
-    found = []
-    try:
-        for i, check in enumerate(checks):
-            name = f"t{i}"
-            probe = sa.Table(
-                name,
-                sa.MetaData(),
-                *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
-                sa.CheckConstraint(check.sqltext),
-            )
-            scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
-            (expression,) = scratch.execute(
-                "SELECT expression FROM duckdb_constraints() "
-                "WHERE table_name = ? AND constraint_type = 'CHECK'",
-                [name],
-            ).fetchone()  # type: ignore[misc]
-            found.append((check, normalize_sql(expression)))
-    finally:
-        scratch.close()
-    return found
-
-
-def _probe_type(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
-    """A column type the scratch database can create: an Enum names a type that only
-    the real database has (CREATE TYPE), so the probe holds its labels as VARCHAR."""
-    return sa.String() if isinstance(type_, sa.Enum) else type_
 
 
 def setup(plugin: Plugin) -> None:

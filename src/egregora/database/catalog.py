@@ -136,6 +136,46 @@ def canonical_shapes(tables: Iterable[sa.Table]) -> dict[str, TableShape]:
         scratch.close()
 
 
+def canonical_check_expressions(
+    table: sa.Table, dialect: sa.Dialect
+) -> list[tuple[sa.CheckConstraint, str]]:
+    """Each CHECK of ``table`` with the expression DuckDB stores for it.
+
+    The checks are created on a scratch in-memory table with the same
+    columns, one by one, so DuckDB itself spells each expression.
+    """
+    checks = all_checks(table)
+    if not checks:
+        return []
+    scratch = duckdb.connect(":memory:")
+    found = []
+    try:
+        for i, check in enumerate(checks):
+            name = f"t{i}"
+            probe = sa.Table(
+                name,
+                sa.MetaData(),
+                *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
+                sa.CheckConstraint(check.sqltext),
+            )
+            scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
+            (expression,) = scratch.execute(
+                "SELECT expression FROM duckdb_constraints() "
+                "WHERE table_name = ? AND constraint_type = 'CHECK'",
+                [name],
+            ).fetchone()  # type: ignore[misc]
+            found.append((check, normalize_sql(expression)))
+    finally:
+        scratch.close()
+    return found
+
+
+def _probe_type(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    """A column type the scratch database can create: an Enum names a type that only
+    the real database has (CREATE TYPE), so the probe holds its labels as VARCHAR."""
+    return sa.String() if isinstance(type_, sa.Enum) else type_
+
+
 def inspected_shapes(
     connection: sa.Connection, names: Iterable[str], schema: str | None = None
 ) -> dict[str, TableShape]:

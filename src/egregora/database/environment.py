@@ -71,13 +71,7 @@ def include_object(
 
 def _configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
     x_args = context.get_x_argument(as_dictionary=True)
-    on_violation = x_args.get("on_violation", "fail")
-    if on_violation not in ON_VIOLATION_CHOICES:
-        raise InvalidOperation(
-            f"-x on_violation={on_violation} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
-            "Use fail (the default: stop and report rows that violate new constraints) or "
-            "quarantine (move them to <table>_quarantine and go on)."
-        )
+    on_violation = x_args.get("on_violation", "fail")  # checked by check_x_arguments
     return {
         ON_VIOLATION_OPTION: on_violation,
         # tests (and tools) may compare against another metadata
@@ -127,6 +121,13 @@ def check_x_arguments(x_args: dict[str, str]) -> None:
             f"-x {', '.join(unknown)} is not an option of this project's migrations, so "
             f"nothing was run. The options are: {', '.join(X_OPTIONS)} (for example "
             "-x dry_run=true)."
+        )
+    on_violation = x_args.get("on_violation", "fail")
+    if on_violation not in ON_VIOLATION_CHOICES:
+        raise InvalidOperation(
+            f"-x on_violation={on_violation} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
+            "Use fail (the default: stop and report rows that violate new constraints) or "
+            "quarantine (move them to <table>_quarantine and go on)."
         )
     dry_run = x_args.get("dry_run", "false").lower()
     if dry_run not in _TRUE + _FALSE:

@@ -7,17 +7,19 @@ implementation registry keeps the last class defined for a dialect).
 
 from __future__ import annotations
 
-import time
+from functools import lru_cache
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
 from alembic.ddl.postgresql import PostgresqlImpl
+from duckdb_sqlalchemy import Dialect
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 from egregora.database.destroyed import record_dropped
-from egregora.database.errors import InvalidOperation, MigrationFailed
-from egregora.database.locks import LOCK_POLICY_INFO, is_lock_timeout, lock_refusal
+from egregora.database.errors import InvalidOperation
+from egregora.database.locks import LOCK_POLICY_INFO, retrying
 
 
 class CountsWhatItDestroys(DefaultImpl):
@@ -61,23 +63,12 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
         if policy is None:
             return super()._exec(construct, *args, **kw)
         connection = self.connection
-        assert connection is not None
-        for attempt in range(policy.retries + 1):
-            savepoint = connection.begin_nested()
-            try:
-                result = super()._exec(construct, *args, **kw)
-            except sa.exc.DBAPIError as exc:
-                savepoint.rollback()
-                if not is_lock_timeout(exc) or attempt == policy.retries:
-                    if is_lock_timeout(exc):
-                        raw = connection.connection.driver_connection
-                        raise MigrationFailed(lock_refusal(raw, None, policy)) from None
-                    raise
-                time.sleep(policy.backoff_seconds * 2**attempt)
-                continue
-            savepoint.commit()
-            return result
-        return None
+
+        def attempt() -> Any:
+            with connection.begin_nested():  # rolled back to on any error
+                return super(EgregoraPostgresqlImpl, self)._exec(construct, *args, **kw)
+
+        return retrying(policy, attempt, connection.connection.driver_connection, None)
 
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
@@ -137,13 +128,14 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
 
 def _duckdb_type_name(type_: Any) -> str | None:
     """The name DuckDB gives a type (``typeof``), asked of a scratch in-memory database."""
-    import duckdb
-    from duckdb_sqlalchemy import Dialect
-
     try:
-        spelled = type_.compile(dialect=Dialect())
+        return _typeof(str(type_.compile(dialect=Dialect())))
     except sa.exc.CompileError:
         return None
+
+
+@lru_cache(maxsize=256)
+def _typeof(spelled: str) -> str | None:
     scratch = duckdb.connect(":memory:")
     try:
         row = scratch.execute(f"SELECT typeof(CAST(NULL AS {spelled}))").fetchone()

@@ -320,14 +320,6 @@ class InPlacePlanner(_Planner):
             sql += f" DEFAULT {self.default_sql(column)}"
         return sql
 
-    def default_sql(self, column: sa.Column[object]) -> str:
-        default = column.server_default
-        assert isinstance(default, sa.DefaultClause)
-        arg = default.arg
-        if isinstance(arg, str):
-            return _literal(self.dialect, arg)
-        return str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
-
 
 def _key_for(mapping: dict[str, str], value: str) -> str:
     return next((k for k, v in mapping.items() if v == value), "")

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from egregora.database.errors import InvalidOperation, MigrationFailed
 
+T = TypeVar("T")
 #: PostgreSQL's SQLSTATE for "could not obtain lock" (lock_timeout, NOWAIT)
 LOCK_NOT_AVAILABLE = "55P03"
 #: where the migration connection keeps its LockPolicy
@@ -91,27 +92,40 @@ def is_lock_timeout(exc: BaseException) -> bool:
     return getattr(original, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-def execute_with_retries(raw: Any, sql: str, table: str | None, policy: LockPolicy) -> None:
-    """Run ``sql`` in a savepoint; on a lock timeout, roll back to it and try again.
+def retrying(policy: LockPolicy, attempt: Callable[[], T], raw: Any, table: str | None) -> T:
+    """``attempt()`` until it gets its locks: again, with backoff, after a lock timeout.
 
-    After ``policy.retries`` more tries it fails, naming who holds locks on
-    ``table``; the caller's transaction is intact (rolled back to the
-    savepoint), so the whole migration rolls back cleanly.
+    ``attempt`` runs its statement in a savepoint and rolls back to it when
+    it fails, so the migration's transaction stays usable. After
+    ``policy.retries`` more tries it fails, naming who holds locks on
+    ``table`` (``raw``: the driver connection to ask), and the whole
+    migration rolls back.
     """
-    for attempt in range(policy.retries + 1):
-        raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+    for tries in range(policy.retries + 1):
         try:
-            raw.execute(sql)
+            return attempt()
         except Exception as exc:
             if not is_lock_timeout(exc):
                 raise
-            raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            if attempt == policy.retries:
+            if tries == policy.retries:
                 raise MigrationFailed(lock_refusal(raw, table, policy)) from None
-            time.sleep(policy.backoff_seconds * 2**attempt)
-            continue
+            time.sleep(policy.backoff_seconds * 2**tries)
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def execute_with_retries(raw: Any, sql: str, table: str | None, policy: LockPolicy) -> None:
+    """Run ``sql`` on the driver connection under ``policy`` (see :func:`retrying`)."""
+
+    def attempt() -> None:
+        raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            raw.execute(sql)
+        except Exception:
+            raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            raise
         raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        return
+
+    retrying(policy, attempt, raw, table)
 
 
 _HOLDERS = """

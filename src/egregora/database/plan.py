@@ -466,16 +466,18 @@ class _Planner:
         column) read it from the same relation as every other rule.
         """
         type_sql = self.type_sql(column.type)
-        default = column.server_default
-        if isinstance(default, sa.DefaultClause) and not _implicit_sequence(column):
-            arg = default.arg
-            text = (
-                _literal(self.dialect, arg)
-                if isinstance(arg, str)
-                else str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
-            )
-            return f"CAST({text} AS {type_sql})"
+        if isinstance(column.server_default, sa.DefaultClause) and not _implicit_sequence(column):
+            return f"CAST({self.default_sql(column)} AS {type_sql})"
         return f"CAST(NULL AS {type_sql})"
+
+    def default_sql(self, column: sa.Column[object]) -> str:
+        """A column's server default as SQL (a plain string becomes a literal)."""
+        default = column.server_default
+        assert isinstance(default, sa.DefaultClause)
+        arg = default.arg
+        if isinstance(arg, str):
+            return _literal(self.dialect, arg)
+        return str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
 
     def survivors(self, table: str, relation: str) -> str:
         return (

@@ -29,6 +29,7 @@ from egregora.database.capabilities import (
     traits_from_database,
     traits_from_table,
 )
+from egregora.database.catalog import canonical_check_expressions
 from egregora.database.definitions import all_checks
 from egregora.database.ops import CreateCopySwapOp
 from egregora.database.plan import _fk_signature, referred_table
@@ -166,8 +167,6 @@ def named_like(
     """
     if dialect.name != "duckdb":
         return previous
-    from egregora.database.autogenerate import canonical_check_expressions
-
     by_expression = {
         expression: check.name for check, expression in canonical_check_expressions(target, dialect)
     }

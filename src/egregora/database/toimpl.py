@@ -17,7 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from egregora.database.catalog import changed_check_names, stored_indexes, stored_tables
+from egregora.database.catalog import (
+    changed_check_names,
+    stored_indexes,
+    stored_tables,
+    tables_and_views,
+)
 from egregora.database.config import SUPPORTED_BACKENDS
 from egregora.database.destroyed import record_dropped
 from egregora.database.errors import (
@@ -176,7 +181,7 @@ def run_online(
     collected and rolls the whole run back.
     """
     name = operation.table.name
-    existing = _table_names(connection)
+    existing, _ = tables_and_views(connection)
     if name not in existing:
         raise InvalidOperation(
             f"create_copy_swap: table {name!r} does not exist in this database (it has "
@@ -605,17 +610,6 @@ def _foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
         "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
     ).fetchall()
     return [(str(t), str(r)) for t, r in rows]
-
-
-def _table_names(connection: sa.Connection) -> set[str]:
-    if _in_place(connection):
-        return set(sa.inspect(connection).get_table_names())
-    raw = connection.connection.driver_connection
-    rows = raw.execute(  # type: ignore[union-attr]
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() "
-        "AND NOT temporary"
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def _rejected_count(connection: sa.Connection, raw: Any, table: str) -> int:
