@@ -113,7 +113,8 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 def check_x_arguments(x_args: dict[str, str]) -> None:
     """Refuse, before anything runs, an -x option this project does not know or can't read.
 
-    A misspelled ``-x dryrun=true`` must not run the real upgrade.
+    A misspelled ``-x dryrun=true`` must not run the real upgrade, and a bad
+    value must not even create the database file.
     """
     unknown = sorted(set(x_args) - set(X_OPTIONS))
     if unknown:
@@ -140,6 +141,18 @@ def check_x_arguments(x_args: dict[str, str]) -> None:
         raise InvalidOperation(
             f"-x report={report}: the folder {Path(report).parent} does not exist, so "
             "nothing was run. Give a path in an existing folder."
+        )
+    after = x_args.get("progress_after_ms", "2000")
+    if not after.isdigit():
+        raise InvalidOperation(
+            f"-x progress_after_ms={after} is not a whole number of milliseconds; "
+            "for example -x progress_after_ms=2000 (the default)."
+        )
+    limit = x_args.get("memory_limit")
+    if limit is not None and not _MEMORY.fullmatch(limit.strip()):
+        raise InvalidOperation(
+            f"-x memory_limit={limit} is not an amount of memory; give one as DuckDB "
+            "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
         )
     LockPolicy.from_x_args(x_args)  # checked on every engine, used on PostgreSQL
 
@@ -331,13 +344,7 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
     # even into pipes and CI logs. Show it on a terminal only, after two
     # seconds (-x progress_after_ms=N changes that).
     enabled = "true" if sys.stdout.isatty() else "false"
-    after = x_args.get("progress_after_ms", "2000")
-    if not after.isdigit():
-        raise InvalidOperation(
-            f"-x progress_after_ms={after} is not a whole number of milliseconds; "
-            "for example -x progress_after_ms=2000 (the default)."
-        )
-    after_ms = int(after)
+    after_ms = int(x_args.get("progress_after_ms", "2000"))  # checked by check_x_arguments
     # Neither setting can be global: both are set on the driver's connection,
     # the one every statement of the run goes through. Setting
     # progress_bar_time switches the bar on, so it goes first.
@@ -347,11 +354,6 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
     raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
     limit = x_args.get("memory_limit")
     if limit is not None:
-        if not _MEMORY.fullmatch(limit.strip()):
-            raise InvalidOperation(
-                f"-x memory_limit={limit} is not an amount of memory; give one as DuckDB "
-                "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
-            )
         raw.execute(f"SET memory_limit = '{limit.strip()}'")  # type: ignore[union-attr]
     row = raw.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[union-attr]
     connection.info[MEMORY_LIMIT_INFO] = row[0] if row else "unknown"  # for an out-of-memory error
