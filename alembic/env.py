@@ -1,7 +1,7 @@
-"""Alembic environment for Egregora: DuckDB by default, see egregora.database.environment."""
+"""Alembic environment for Egregora: DuckDB by default, see egregora.database.migration.environment."""
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
 from alembic import context
-from egregora.database.environment import run
+from egregora.database.migration.environment import run
 
 run(context)

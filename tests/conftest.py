@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-import egregora.database.config  # noqa: F401  (duckdb:// is duckdb-sqlalchemy's)
+import egregora.database.migration.config  # noqa: F401  (duckdb:// is duckdb-sqlalchemy's)
 from alembic import command
 from tests import pg_server as pg_server_module
 

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
-from egregora.database.ops import CreateCopySwapOp
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
 
 from .fidelity import catalog_picture, differences
 

@@ -15,7 +15,7 @@ from alembic.config import Config
 
 from alembic import command
 from egregora.database import schemas
-from egregora.database.catalog import snapshot
+from egregora.database.migration.catalog import snapshot
 
 from .conftest import ROOT, alembic_cfg, database_digest
 from .copy_swap_helpers import rows, sql
@@ -301,7 +301,7 @@ def test_our_check_comparison_wins_over_another_registered_for_checks(tmp_path: 
     from alembic.runtime.migration import MigrationContext
     from alembic.runtime.plugins import Plugin
 
-    from egregora.database.autogenerate import AUTOGENERATE_PLUGINS
+    from egregora.database.migration.autogenerate.compare import AUTOGENERATE_PLUGINS
 
     calls: list[str] = []
 

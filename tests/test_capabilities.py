@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 
 from benchmarks.measure_alter import Case, Trait, cells, rendered_sql, run_cell
-from egregora.database.capabilities import (
+from egregora.database.migration.capabilities import (
     PLAIN,
     TableTraits,
     duckdb_can_alter,

@@ -28,7 +28,7 @@ def dialect():
 assert dialect().__module__ == "competing_duckdb_dialect", dialect()
 
 import {module}  # what env.py, or the application, imports
-from egregora.database.config import create_engine
+from egregora.database.migration.config import create_engine
 
 assert dialect() is duckdb_sqlalchemy.Dialect, dialect()
 assert type(create_engine("duckdb:///{db}").dialect) is duckdb_sqlalchemy.Dialect
@@ -66,10 +66,10 @@ def _run(tmp_path: Path, module: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_migration_environment_chooses_duckdb_sqlalchemy(tmp_path: Path) -> None:
-    result = _run(tmp_path, "egregora.database.environment")  # alembic/env.py's import
+    result = _run(tmp_path, "egregora.database.migration.environment")  # alembic/env.py's import
     assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_the_application_engine_chooses_duckdb_sqlalchemy(tmp_path: Path) -> None:
-    result = _run(tmp_path, "egregora.database.config")
+    result = _run(tmp_path, "egregora.database.migration.config")
     assert result.stdout.strip() == "ok", result.stderr

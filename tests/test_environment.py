@@ -10,7 +10,7 @@ import pytest
 from alembic.util import CommandError
 
 from alembic import command
-from egregora.database.config import DEFAULT_URL, resolve_url
+from egregora.database.migration.config import DEFAULT_URL, resolve_url
 
 from . import legacy
 from .conftest import HEAD, alembic_cfg, database_digest, run_cli

@@ -28,7 +28,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from alembic import command
-from egregora.database.errors import ConstraintViolations, InvalidOperation, MigrationFailed
+from egregora.database.migration.errors import (
+    ConstraintViolations,
+    InvalidOperation,
+    MigrationFailed,
+)
 
 from .conftest import ROOT, alembic_cfg, database_digest, file_sha256, run_cli
 from .loop_model import SEED, TABLES, Edit, model
@@ -747,7 +751,7 @@ def test_another_stores_table_that_references_ours_stays_out_of_the_revision(  #
 
 
 def test_a_check_beside_an_enum_column_is_compared_without_a_traceback() -> None:
-    from egregora.database.catalog import canonical_check_expressions
+    from egregora.database.migration.catalog import canonical_check_expressions
     from egregora.database.schemas import NAMING_CONVENTION
 
     table = sa.Table(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from egregora.database.errors import ConstraintViolations, InvalidOperation
+from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
 
 from .copy_swap_helpers import apply, rows, sql
 from .fidelity import catalog_picture, differences

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 import egregora.database.migrations  # noqa: F401  (registers our implementation)
-from egregora.database.errors import InvalidOperation
+from egregora.database.migration.errors import InvalidOperation
 
 from .copy_swap_helpers import rows, sql
 from .fidelity import catalog_picture

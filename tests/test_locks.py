@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from alembic import command
-from egregora.database.errors import InvalidOperation, MigrationFailed
+from egregora.database.migration.errors import InvalidOperation, MigrationFailed
 
 from .test_everyday_loop import SEED, Project, execute, model
 

@@ -25,8 +25,12 @@ from alembic.config import Config
 
 from alembic import command
 from egregora.database import schemas
-from egregora.database.catalog import describe_differences, inspected_shapes, scratch_shapes
-from egregora.database.errors import AdoptionRefused, ConstraintViolations
+from egregora.database.migration.catalog import (
+    describe_differences,
+    inspected_shapes,
+    scratch_shapes,
+)
+from egregora.database.migration.errors import AdoptionRefused, ConstraintViolations
 
 from . import legacy
 from .conftest import HEAD, alembic_cfg, run_cli

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from egregora.database.errors import ConstraintViolations, SchemaError
+from egregora.database.migration.errors import ConstraintViolations, SchemaError
 
 from .conftest import database_digest
 from .copy_swap_helpers import apply, rows, sql

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from egregora.database.report import (
+from egregora.database.migration.report import (
     RevisionReport,
     RunReport,
     TableReport,

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.schema import CreateTable
 
 from egregora.database import schemas
-from egregora.database.catalog import canonical_shapes, snapshot
+from egregora.database.migration.catalog import canonical_shapes, snapshot
 
 from . import legacy
 from .conftest import ROOT

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 
 from alembic import command
-from egregora.database.errors import AdoptionRefused
+from egregora.database.migration.errors import AdoptionRefused
 
 from . import legacy
 from .conftest import alembic_cfg, run_cli

@@ -26,7 +26,7 @@ import pytest
 from alembic.util import CommandError
 
 from alembic import command
-from egregora.database.errors import ConstraintViolations
+from egregora.database.migration.errors import ConstraintViolations
 
 from . import legacy
 from .conftest import HEAD, alembic_cfg, database_digest, run_cli

@@ -1,6 +1,7 @@
 """Egregora's database schema and its evolution.
 
-``egregora.database.schemas`` holds the SQLAlchemy Core metadata and is safe
-to import at run time; everything that needs Alembic lives in the other
-modules and is imported by ``alembic/env.py``.
+The application imports :mod:`.schemas` (the SQLAlchemy Core metadata),
+:mod:`.guard` (the append-only guard on DuckDB) and :mod:`.erd`; none of them
+imports Alembic. Migrations live in :mod:`.migration`; :mod:`.migrations`
+registers ``op.create_copy_swap`` for revision scripts.
 """

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from egregora.database.errors import InvalidOperation, MigrationFailed
+from egregora.database.migration.errors import InvalidOperation, MigrationFailed
 
 T = TypeVar("T")
 #: PostgreSQL's SQLSTATE for "could not obtain lock" (lock_timeout, NOWAIT)

@@ -21,8 +21,8 @@ import duckdb
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
-from egregora.database.definitions import all_checks
-from egregora.database.sqltext import normalize_sql
+from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.sqltext import normalize_sql
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from egregora.database.catalog import StoredTable
-from egregora.database.definitions import all_checks, unique_indexes
-from egregora.database.errors import InvalidOperation
-from egregora.database.sqltext import normalize_sql
+from egregora.database.migration.catalog import StoredTable
+from egregora.database.migration.definitions import all_checks, unique_indexes
+from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.sqltext import normalize_sql
 
 OnViolation = Literal["fail", "quarantine"]
 #: A column_map value: SQL text over the old row, or an expression such as
@@ -174,7 +174,7 @@ def plan_copy_swap(
     validate(previous, target, column_map or {}, dependents, on_violation, dialect.name)
     planner = _Planner
     if dialect.name != "duckdb":  # a server that can ALTER constraints in place
-        from egregora.database.inplace import InPlacePlanner
+        from egregora.database.migration.copyswap.postgresql import InPlacePlanner
 
         planner = InPlacePlanner
     p = planner(dialect, previous, target, dict(column_map or {}), list(dependents), changed_checks)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from egregora.database.report import DestroyedData, RunReport
+from egregora.database.migration.report import DestroyedData, RunReport
 
 
 def record_dropped(

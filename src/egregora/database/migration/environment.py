@@ -18,11 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 
-from egregora.database import impl, schemas  # noqa: F401  (impl: DuckDB quirks)
-from egregora.database.autogenerate import AUTOGENERATE_PLUGINS, process_revision_directives
-from egregora.database.config import create_engine as make_engine
-from egregora.database.config import parse_url, resolve_url
-from egregora.database.errors import (
+from egregora.database import schemas
+from egregora.database.migration import impl  # noqa: F401  (registers the DuckDB quirks)
+from egregora.database.migration.autogenerate.compare import (
+    AUTOGENERATE_PLUGINS,
+    process_revision_directives,
+)
+from egregora.database.migration.config import create_engine as make_engine
+from egregora.database.migration.config import parse_url, resolve_url
+from egregora.database.migration.errors import (
     INTERRUPTED,
     MEMORY_LIMIT_INFO,
     ConstraintViolations,
@@ -34,10 +38,10 @@ from egregora.database.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.locks import LockPolicy, is_lock_timeout
-from egregora.database.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
-from egregora.database.report import RevisionReport, RunReport
-from egregora.database.toimpl import (
+from egregora.database.migration.locks import LockPolicy, is_lock_timeout
+from egregora.database.migration.copyswap.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
+from egregora.database.migration.report import RevisionReport, RunReport
+from egregora.database.migration.copyswap.toimpl import (
     ON_VIOLATION_OPTION,
     REPORT_OPTION,
     VIOLATIONS_OPTION,

@@ -2,7 +2,7 @@
 
 A table's changes stay plain only when every one of them is something
 DuckDB's ``ALTER TABLE`` can do on that table (the measured rule table in
-:mod:`egregora.database.capabilities`) *and* cannot trip on the rows already
+:mod:`egregora.database.migration.capabilities`) *and* cannot trip on the rows already
 there. Everything else about the table becomes one ``op.create_copy_swap``
 carrying the complete target and previous definitions, because only that
 operation gives a change that can meet bad rows the project's guarantees:
@@ -23,18 +23,18 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.sql.elements import conv
 
-from egregora.database.capabilities import (
+from egregora.database.migration.capabilities import (
     TableTraits,
     duckdb_can_alter,
     traits_from_database,
     traits_from_table,
 )
-from egregora.database.catalog import canonical_check_expressions
-from egregora.database.definitions import all_checks
-from egregora.database.ops import CreateCopySwapOp
-from egregora.database.plan import _fk_signature, referred_table
-from egregora.database.sqltext import normalize_sql
-from egregora.database.toimpl import referencing_closure, reflect
+from egregora.database.migration.catalog import canonical_check_expressions
+from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.copyswap.plan import _fk_signature, referred_table
+from egregora.database.migration.sqltext import normalize_sql
+from egregora.database.migration.copyswap.toimpl import referencing_closure, reflect
 
 log = logging.getLogger("alembic.egregora.autogenerate")
 

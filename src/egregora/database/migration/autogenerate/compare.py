@@ -17,7 +17,7 @@ two steps, through Alembic's documented extension points:
 On PostgreSQL, which keeps constraint names, CHECKs are compared by name
 and PRIMARY KEYs as on DuckDB; the operations stay Alembic's plain ones.
 
-Rendering of the new operation lives in :mod:`egregora.database.render`.
+Rendering of the new operation lives in :mod:`egregora.database.migration.copyswap.render`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.sql.elements import conv
 
-from egregora.database.catalog import canonical_check_expressions, changed_check_names, snapshot
-from egregora.database.definitions import all_checks
-from egregora.database.rewrite import rewrite_operations
+from egregora.database.migration.catalog import (
+    canonical_check_expressions,
+    changed_check_names,
+    snapshot,
+)
+from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +195,7 @@ def process_revision_directives(
 ) -> None:
     """Write nothing when nothing changed; else merge what needs it into create_copy_swap.
 
-    Both engines get the same choice (see :mod:`egregora.database.rewrite`),
+    Both engines get the same choice (see :mod:`egregora.database.migration.autogenerate.rewrite`),
     so a revision generated against either runs on both.
     """
     if context.connection is None:

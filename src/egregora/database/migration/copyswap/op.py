@@ -2,7 +2,7 @@
 
 ``op.create_copy_swap(table, previous=..., column_map=..., on_violation=...)``
 rebuilds a table to a complete target definition. Its execution lives in
-:mod:`egregora.database.toimpl`, its rendering in :mod:`egregora.database.render`.
+:mod:`egregora.database.migration.copyswap.toimpl`, its rendering in :mod:`egregora.database.migration.copyswap.render`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 
-from egregora.database.plan import ColumnMapValue
+from egregora.database.migration.copyswap.plan import ColumnMapValue
 
 _BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 

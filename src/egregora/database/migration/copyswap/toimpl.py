@@ -1,6 +1,6 @@
 """Running a create-copy-swap: reflect, preflight, copy, swap, verify, log.
 
-The SQL comes from :func:`egregora.database.plan.plan_copy_swap`; this module
+The SQL comes from :func:`egregora.database.migration.copyswap.plan.plan_copy_swap`; this module
 only decides what to run and says what happened.
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from egregora.database.catalog import (
+from egregora.database.migration.catalog import (
     changed_check_names,
     stored_indexes,
     stored_tables,
     tables_and_views,
 )
-from egregora.database.config import SUPPORTED_BACKENDS
-from egregora.database.destroyed import record_dropped
-from egregora.database.errors import (
+from egregora.database.migration.config import SUPPORTED_BACKENDS
+from egregora.database.migration.destroyed import record_dropped
+from egregora.database.migration.errors import (
     INTERRUPTED,
     MEMORY_LIMIT_INFO,
     ConstraintViolations,
@@ -37,9 +37,9 @@ from egregora.database.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.locks import LOCK_POLICY_INFO, execute_with_retries
-from egregora.database.ops import CreateCopySwapOp, plain_name
-from egregora.database.plan import (
+from egregora.database.migration.locks import LOCK_POLICY_INFO, execute_with_retries
+from egregora.database.migration.copyswap.op import CreateCopySwapOp, plain_name
+from egregora.database.migration.copyswap.plan import (
     QUARANTINE_SUFFIX,
     REJECTED,
     CopySwapPlan,
@@ -48,7 +48,7 @@ from egregora.database.plan import (
     plan_copy_swap,
     referred_table,
 )
-from egregora.database.report import RunReport, TableReport, ViolationReport, plural
+from egregora.database.migration.report import RunReport, TableReport, ViolationReport, plural
 
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
 log = logging.getLogger("alembic.egregora.copy_swap")

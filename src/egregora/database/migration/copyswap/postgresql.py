@@ -26,7 +26,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
-from egregora.database.plan import (
+from egregora.database.migration.copyswap.plan import (
     REJECTED,
     OnViolation,
     Phase,

@@ -46,7 +46,7 @@ def resolve_url(x_args: Mapping[str, str], environ: Mapping[str, str] | None = N
 
 def parse_url(url: str) -> URL:
     """Parse and check a database URL before anything is opened or created."""
-    from egregora.database.errors import DatabaseUnavailable
+    from egregora.database.migration.errors import DatabaseUnavailable
 
     try:
         parsed = make_url(url)
@@ -69,7 +69,7 @@ def parse_url(url: str) -> URL:
 
 
 def _check_duckdb_path(url: str, database: str | None) -> None:
-    from egregora.database.errors import DatabaseUnavailable
+    from egregora.database.migration.errors import DatabaseUnavailable
 
     if not database or database == ":memory:" or re.match(r"^\w+:", database):
         return  # in-memory, or an extension's scheme (md:, s3:...): DuckDB decides
