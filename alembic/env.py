@@ -1,4 +1,4 @@
-"""Alembic environment for Egregora: DuckDB by default, see egregora.database.migration.environment."""
+"""Alembic environment for Egregora; the logic is in egregora.database.migration.environment."""
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
 from alembic import context

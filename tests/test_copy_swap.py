@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.util import CommandError
 
-from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
 
 from .conftest import database_digest
 from .copy_swap_helpers import apply, invoke, rows, sql, table_names

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from duckdb_sqlalchemy import Dialect
 
-from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.plan import plan_copy_swap
+from egregora.database.migration.errors import InvalidOperation
 
 DIALECT = Dialect()
 

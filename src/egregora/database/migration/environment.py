@@ -26,6 +26,14 @@ from egregora.database.migration.autogenerate.compare import (
 )
 from egregora.database.migration.config import create_engine as make_engine
 from egregora.database.migration.config import parse_url, resolve_url
+from egregora.database.migration.copyswap.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
+from egregora.database.migration.copyswap.toimpl import (
+    ON_VIOLATION_OPTION,
+    REPORT_OPTION,
+    VIOLATIONS_OPTION,
+    Violation,
+    violation_report,
+)
 from egregora.database.migration.errors import (
     INTERRUPTED,
     MEMORY_LIMIT_INFO,
@@ -39,15 +47,7 @@ from egregora.database.migration.errors import (
     out_of_memory,
 )
 from egregora.database.migration.locks import LockPolicy, is_lock_timeout
-from egregora.database.migration.copyswap.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
 from egregora.database.migration.report import RevisionReport, RunReport
-from egregora.database.migration.copyswap.toimpl import (
-    ON_VIOLATION_OPTION,
-    REPORT_OPTION,
-    VIOLATIONS_OPTION,
-    Violation,
-    violation_report,
-)
 
 #: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
 ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"

@@ -34,13 +34,13 @@ from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.sql.elements import conv
 
+from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 from egregora.database.migration.catalog import (
     canonical_check_expressions,
     changed_check_names,
     snapshot,
 )
 from egregora.database.migration.definitions import all_checks
-from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from egregora.database.migration.capabilities import (
     traits_from_table,
 )
 from egregora.database.migration.catalog import canonical_check_expressions
-from egregora.database.migration.definitions import all_checks
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.plan import _fk_signature, referred_table
-from egregora.database.migration.sqltext import normalize_sql
 from egregora.database.migration.copyswap.toimpl import referencing_closure, reflect
+from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.sqltext import normalize_sql
 
 log = logging.getLogger("alembic.egregora.autogenerate")
 

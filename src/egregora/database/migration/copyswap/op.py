@@ -2,7 +2,7 @@
 
 ``op.create_copy_swap(table, previous=..., column_map=..., on_violation=...)``
 rebuilds a table to a complete target definition. Its execution lives in
-:mod:`egregora.database.migration.copyswap.toimpl`, its rendering in :mod:`egregora.database.migration.copyswap.render`.
+:mod:`.toimpl`, its rendering in :mod:`.render`.
 """
 
 from __future__ import annotations

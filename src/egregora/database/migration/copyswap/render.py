@@ -14,8 +14,8 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import renderers
 from alembic.operations import ops
 
-from egregora.database.migration.definitions import column_checks
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.definitions import column_checks
 
 _INDENT = "    "
 

@@ -24,6 +24,16 @@ from egregora.database.migration.catalog import (
     tables_and_views,
 )
 from egregora.database.migration.config import SUPPORTED_BACKENDS
+from egregora.database.migration.copyswap.op import CreateCopySwapOp, plain_name
+from egregora.database.migration.copyswap.plan import (
+    QUARANTINE_SUFFIX,
+    REJECTED,
+    CopySwapPlan,
+    Rule,
+    _referred_columns,
+    plan_copy_swap,
+    referred_table,
+)
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import (
     INTERRUPTED,
@@ -38,16 +48,6 @@ from egregora.database.migration.errors import (
     out_of_memory,
 )
 from egregora.database.migration.locks import LOCK_POLICY_INFO, execute_with_retries
-from egregora.database.migration.copyswap.op import CreateCopySwapOp, plain_name
-from egregora.database.migration.copyswap.plan import (
-    QUARANTINE_SUFFIX,
-    REJECTED,
-    CopySwapPlan,
-    Rule,
-    _referred_columns,
-    plan_copy_swap,
-    referred_table,
-)
 from egregora.database.migration.report import RunReport, TableReport, ViolationReport, plural
 
 #: A child of Alembic's logger, so the ``alembic`` command line shows it.
