@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
-from egregora.database.migration.copyswap.plan import plan_copy_swap
+from egregora.database.migration.copyswap.planner import plan_copy_swap
 from egregora.database.migration.errors import ConstraintViolations, MigrationFailed
 
 from .copy_swap_helpers import apply

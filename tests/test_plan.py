@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from duckdb_sqlalchemy import Dialect
 
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
-from egregora.database.migration.copyswap.plan import plan_copy_swap
+from egregora.database.migration.copyswap.planner import plan_copy_swap
 from egregora.database.migration.errors import InvalidOperation
 
 DIALECT = Dialect()
@@ -71,7 +71,7 @@ def test_guard_sql_errors_only_when_rows_violate() -> None:
     plan = plan_copy_swap(
         _posts(), _posts(sa.CheckConstraint("length(title) > 0", name="ck")), dialect=DIALECT
     )
-    guard = plan.rules[0].guard_sql(DIALECT)
+    guard = plan.rules[0].guard_sql
     assert guard.startswith("SELECT error(") and "WHERE n > 0" in guard
 
 

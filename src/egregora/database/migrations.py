@@ -10,7 +10,8 @@ project's Alembic impls (:mod:`egregora.database.migration.impl`).
 
 from egregora.database.migration import impl  # noqa: F401  (registration side effects)
 from egregora.database.migration.copyswap import render, toimpl  # noqa: F401  (likewise)
+from egregora.database.migration.copyswap.model import CopySwapPlan
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
-from egregora.database.migration.copyswap.plan import CopySwapPlan, plan_copy_swap
+from egregora.database.migration.copyswap.planner import plan_copy_swap
 
 __all__ = ["CopySwapPlan", "CreateCopySwapOp", "plan_copy_swap"]

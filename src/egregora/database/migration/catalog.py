@@ -452,3 +452,58 @@ def stored_indexes(cursor: Any, table: str) -> list[StoredIndex]:
     return [
         StoredIndex(name, sql.strip().rstrip(";"), expressions) for name, sql, expressions in rows
     ]
+
+
+def reflect(connection: sa.Connection, name: str) -> sa.Table:
+    """The table ``name`` as SQLAlchemy reflects it, in a MetaData of its own."""
+    return sa.Table(name, sa.MetaData(), autoload_with=connection)
+
+
+def foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
+    """(table, referenced table) of every FOREIGN KEY in the current schema."""
+    if connection.dialect.name != "duckdb":
+        inspector = sa.inspect(connection)
+        return sorted(
+            {
+                (table, fk["referred_table"])
+                for (_, table), fks in inspector.get_multi_foreign_keys().items()
+                for fk in fks
+            }
+        )
+    raw = connection.connection.driver_connection
+    rows = raw.execute(  # type: ignore[union-attr]
+        "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
+        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
+    ).fetchall()
+    return [(str(t), str(r)) for t, r in rows]
+
+
+def referencing_closure(connection: sa.Connection, name: str) -> list[str]:
+    """Tables whose FOREIGN KEYs reference ``name``, directly or through each other."""
+    edges = foreign_key_edges(connection)
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        parent = frontier.pop()
+        for child, referenced in edges:
+            if referenced == parent and child != name and child not in found:
+                found.append(child)
+                frontier.append(child)
+    return found
+
+
+def view_and_macro_sources(cursor: Any) -> list[tuple[str, str, str]]:
+    """DuckDB: (``view`` or ``macro``, name, SQL) of the user's views and macros."""
+    rows = cursor.execute(
+        "SELECT 'view', view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT 'macro', function_name, macro_definition FROM duckdb_functions() "
+        "WHERE function_type IN ('macro', 'table_macro') AND NOT internal "
+        "AND database_name = current_database()"
+    ).fetchall()
+    return [(str(kind), str(name), str(sql or "")) for kind, name, sql in rows]
+
+
+def duckdb_type_name(cursor: Any, type_sql: str) -> str:
+    """The name DuckDB gives the type ``type_sql`` (``typeof``): one name per type."""
+    row = cursor.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()
+    return str(row[0])

@@ -6,7 +6,12 @@ planning, preflight and rendering all ask them, so they agree.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import sqlalchemy as sa
+
+from egregora.database.migration.errors import InvalidOperation
 
 
 def all_checks(table: sa.Table) -> list[sa.CheckConstraint]:
@@ -37,3 +42,98 @@ def unique_indexes(table: sa.Table) -> list[tuple[str, list[str]]]:
         if index.unique and columns and len(columns) == len(index.expressions):
             found.append((str(index.name), columns))
     return sorted(found)
+
+
+def sorted_checks(table: sa.Table) -> list[sa.CheckConstraint]:
+    """Every CHECK of ``table`` (table- or column-level), in a stable order."""
+    return sorted(all_checks(table), key=lambda c: (str(c.name), str(c.sqltext)))
+
+
+def key_constraints(table: sa.Table) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, columns) of the PRIMARY KEY and UNIQUE constraints, PK first."""
+    keys: list[tuple[str, str, list[str]]] = []
+    if table.primary_key.columns:
+        name = str(table.primary_key.name or f"pk_{table.name}")
+        keys.append(("PRIMARY KEY", name, [c.name for c in table.primary_key.columns]))
+    uniques = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    for unique in sorted(uniques, key=lambda u: [c.name for c in u.columns]):
+        columns = [c.name for c in unique.columns]
+        keys.append(("UNIQUE", str(unique.name or f"uq_{table.name}_{'_'.join(columns)}"), columns))
+    return keys
+
+
+def key_columns(table: sa.Table) -> list[list[str]]:
+    """The columns of each PRIMARY KEY and UNIQUE constraint."""
+    return [columns for _, _, columns in key_constraints(table)]
+
+
+def referred_table(fk: sa.ForeignKeyConstraint) -> str:
+    """The table a FOREIGN KEY references, also when it is not in the same MetaData."""
+    element = fk.elements[0]
+    try:
+        return str(element.column.table.name)
+    except (sa.exc.NoReferencedTableError, sa.exc.NoReferencedColumnError):
+        return str(element._column_tokens[1])  # noqa: SLF001  (schema, table, column)
+
+
+def referred_columns(fk: sa.ForeignKeyConstraint) -> list[str]:
+    """The columns a FOREIGN KEY references, also when their table is not in the MetaData."""
+    names = []
+    for element in fk.elements:
+        try:
+            names.append(str(element.column.name))
+        except (sa.exc.NoReferencedTableError, sa.exc.NoReferencedColumnError):
+            names.append(str(element._column_tokens[-1]))  # noqa: SLF001
+    return names
+
+
+def fk_signature(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
+    """What a FOREIGN KEY is, whatever its name: columns, table and columns referenced."""
+    return (tuple(c.name for c in fk.columns), referred_table(fk), tuple(referred_columns(fk)))
+
+
+def fk_name(table: str, fk: sa.ForeignKeyConstraint) -> str:
+    """A FOREIGN KEY's name, or the one this project gives an unnamed one."""
+    columns = "_".join(c.name for c in fk.columns)
+    return str(fk.name or f"fk_{table}_{columns}_{referred_table(fk)}")
+
+
+#: A bare lower-case identifier: as a column_map value, the old column of that name
+_BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def plain_column(value: object) -> str | None:
+    """The old column a column_map value only moves (``"old"``, ``sa.column("old")``), else None.
+
+    Lower case only: a bare ``Title`` means ``title`` to PostgreSQL, which
+    folds unquoted names, so it is not taken for a column named ``Title``.
+    """
+    if isinstance(value, sa.sql.elements.ColumnClause) and value.table is None:
+        return str(value.name)
+    if isinstance(value, str) and _BARE_NAME.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def creation_order(tables: Sequence[sa.Table]) -> list[sa.Table]:
+    """Parents before children among ``tables`` (by the FKs between them)."""
+    remaining = {t.name: t for t in tables}
+    ordered: list[sa.Table] = []
+    while remaining:
+        ready = [
+            t
+            for t in remaining.values()
+            if not any(
+                referred_table(fk) in remaining and referred_table(fk) != t.name
+                for fk in t.foreign_key_constraints
+            )
+        ]
+        if not ready:
+            raise InvalidOperation(
+                "create_copy_swap: the referencing tables "
+                f"{', '.join(sorted(remaining))} reference each other in a cycle, which "
+                "DuckDB can't rebuild. Break the cycle first."
+            )
+        for table in sorted(ready, key=lambda t: t.name):
+            ordered.append(remaining.pop(table.name))
+    return ordered

@@ -7,12 +7,10 @@ is typed, linted and tested like the rest.
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from collections.abc import Iterator
 from logging.config import fileConfig
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,28 +24,29 @@ from egregora.database.migration.autogenerate.compare import (
 )
 from egregora.database.migration.config import create_engine as make_engine
 from egregora.database.migration.config import parse_url, resolve_url
-from egregora.database.migration.copyswap.plan import ON_VIOLATION_CHOICES, QUARANTINE_SUFFIX
-from egregora.database.migration.copyswap.toimpl import (
-    ON_VIOLATION_OPTION,
-    REPORT_OPTION,
-    VIOLATIONS_OPTION,
-    Violation,
-    violation_report,
-)
+from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
+from egregora.database.migration.copyswap.preflight import Violation, violation_report
 from egregora.database.migration.errors import (
     INTERRUPTED,
     MEMORY_LIMIT_INFO,
     ConstraintViolations,
     DatabaseUnavailable,
-    InvalidOperation,
     MigrationFailed,
     first_line,
     is_interrupt,
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.migration.locks import LockPolicy, is_lock_timeout
+from egregora.database.migration.locks import is_lock_timeout
+from egregora.database.migration.options import RunOptions
+from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.report import RevisionReport, RunReport
+from egregora.database.migration.runstate import (
+    ON_VIOLATION_OPTION,
+    REPORT_OPTION,
+    ROW_POLICY_OPTION,
+    VIOLATIONS_OPTION,
+)
 
 #: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
 ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
@@ -73,11 +72,10 @@ def include_object(
     return not (reflected and compare_to is None)
 
 
-def _configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
-    x_args = context.get_x_argument(as_dictionary=True)
-    on_violation = x_args.get("on_violation", "fail")  # checked by check_x_arguments
+def _configure_kwargs(context: EnvironmentContext, options: RunOptions) -> dict[str, Any]:
     return {
-        ON_VIOLATION_OPTION: on_violation,
+        ON_VIOLATION_OPTION: options.on_violation,
+        ROW_POLICY_OPTION: EGREGORA_ROWS,
         # tests (and tools) may compare against another metadata
         "target_metadata": context.config.attributes.get("target_metadata") or schemas.metadata,
         "include_object": include_object,
@@ -92,106 +90,43 @@ def run(context: EnvironmentContext) -> None:
     """Entry point called from ``alembic/env.py``."""
     if context.config.config_file_name is not None:
         fileConfig(context.config.config_file_name, disable_existing_loggers=False)
-    check_x_arguments(context.get_x_argument(as_dictionary=True))
+    options = RunOptions.from_x_args(context.get_x_argument(as_dictionary=True))
     if context.is_offline_mode():
-        run_offline(context)
+        run_offline(context, options)
     else:
-        run_online(context)
+        run_online(context, options)
 
 
-#: Every -x option this environment reads; anything else is a typo to refuse.
-X_OPTIONS = (
-    "url",
-    "on_violation",
-    "dry_run",
-    "report",
-    "progress_after_ms",
-    "memory_limit",
-    "lock_timeout",
-    "lock_retries",
-    "statement_timeout",
-)
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def check_x_arguments(x_args: dict[str, str]) -> None:
-    """Refuse, before anything runs, an -x option this project does not know or can't read.
-
-    A misspelled ``-x dryrun=true`` must not run the real upgrade, and a bad
-    value must not even create the database file.
-    """
-    unknown = sorted(set(x_args) - set(X_OPTIONS))
-    if unknown:
-        raise InvalidOperation(
-            f"-x {', '.join(unknown)} is not an option of this project's migrations, so "
-            f"nothing was run. The options are: {', '.join(X_OPTIONS)} (for example "
-            "-x dry_run=true)."
-        )
-    on_violation = x_args.get("on_violation", "fail")
-    if on_violation not in ON_VIOLATION_CHOICES:
-        raise InvalidOperation(
-            f"-x on_violation={on_violation} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
-            "Use fail (the default: stop and report rows that violate new constraints) or "
-            "quarantine (move them to <table>_quarantine and go on)."
-        )
-    dry_run = x_args.get("dry_run", "false").lower()
-    if dry_run not in _TRUE + _FALSE:
-        raise InvalidOperation(
-            f"-x dry_run={x_args['dry_run']} is neither true nor false, so nothing was run. "
-            "Use -x dry_run=true to rehearse the upgrade and roll it back."
-        )
-    report = x_args.get("report")
-    if report is not None and not Path(report).expanduser().resolve().parent.is_dir():
-        raise InvalidOperation(
-            f"-x report={report}: the folder {Path(report).parent} does not exist, so "
-            "nothing was run. Give a path in an existing folder."
-        )
-    after = x_args.get("progress_after_ms", "2000")
-    if not after.isdigit():
-        raise InvalidOperation(
-            f"-x progress_after_ms={after} is not a whole number of milliseconds; "
-            "for example -x progress_after_ms=2000 (the default)."
-        )
-    limit = x_args.get("memory_limit")
-    if limit is not None and not _MEMORY.fullmatch(limit.strip()):
-        raise InvalidOperation(
-            f"-x memory_limit={limit} is not an amount of memory; give one as DuckDB "
-            "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
-        )
-    LockPolicy.from_x_args(x_args)  # checked on every engine, used on PostgreSQL
-
-
-def run_offline(context: EnvironmentContext) -> None:
+def run_offline(context: EnvironmentContext, options: RunOptions) -> None:
     url = resolve_url(context.get_x_argument(as_dictionary=True))
     context.configure(
         url=parse_url(url),
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **_configure_kwargs(context),
+        **_configure_kwargs(context, options),
     )
     with context.begin_transaction():
         if context.get_context().dialect.name == "postgresql":
-            policy = LockPolicy.from_x_args(context.get_x_argument(as_dictionary=True))
-            for statement in policy.offline_sql():
+            for statement in options.lock_policy.offline_sql():
                 context.execute(statement)
         context.run_migrations()
 
 
-def run_online(context: EnvironmentContext) -> None:
+def run_online(context: EnvironmentContext, options: RunOptions) -> None:
     given = context.config.attributes.get("connection")
     if isinstance(given, sa.Engine):  # pytest-alembic lends an engine
         with given.connect() as connection:
-            _show_progress(connection, context.get_x_argument(as_dictionary=True))
-            _migrate(context, connection)
+            _show_progress(connection, options)
+            _migrate(context, connection, options)
         return
     if given is not None:  # a caller (the Alembic cookbook's way) lends a connection
-        _migrate(context, given)
+        _migrate(context, given, options)
         return
     url = resolve_url(context.get_x_argument(as_dictionary=True))
     engine = make_engine(url)
     with _connect(engine, url) as connection:
-        _show_progress(connection, context.get_x_argument(as_dictionary=True))
-        _migrate(context, connection)
+        _show_progress(connection, options)
+        _migrate(context, connection, options)
 
 
 @contextlib.contextmanager
@@ -211,25 +146,20 @@ class _DryRunDone(Exception):  # noqa: N818  (control flow, never shown)
     """Raised inside the transaction to roll a dry run back."""
 
 
-def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
-    x_args = context.get_x_argument(as_dictionary=True)
-    dry_run = x_args.get("dry_run", "false").lower() in _TRUE
-    report_path = x_args.get("report")
+def _migrate(context: EnvironmentContext, connection: sa.Connection, options: RunOptions) -> None:
     violations: list[Violation] = []  # fail mode: every revision's, then one report
-    report = RunReport(dry_run=dry_run, on_violation=x_args.get("on_violation", "fail"))
-    options = _configure_kwargs(context)
-    options[VIOLATIONS_OPTION] = violations
-    options[REPORT_OPTION] = report
+    report = RunReport(dry_run=options.dry_run, on_violation=options.on_violation)
     timer = _RevisionTimer(report)
-    options["on_version_apply"] = timer
-    context.configure(connection=connection, **options)
+    configured = _configure_kwargs(context, options)
+    configured |= {VIOLATIONS_OPTION: violations, REPORT_OPTION: report, "on_version_apply": timer}
+    context.configure(connection=connection, **configured)
     try:
         with context.begin_transaction():
-            _serialize_and_allow_rewrite(connection, x_args)
+            _serialize_and_allow_rewrite(connection, options)
             timer.start(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
-            if dry_run:  # everything ran: report it, then roll it all back
+            if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone
             if violations:  # raised inside the transaction: everything rolls back
                 raise ConstraintViolations(violation_report(violations))
@@ -265,11 +195,11 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection) -> None:
     finally:
         if connection.in_transaction():
             connection.rollback()
-        if report_path:
-            report.write_json(report_path)
+        if options.report:
+            report.write_json(options.report)
 
 
-def _serialize_and_allow_rewrite(connection: sa.Connection, x_args: dict[str, str]) -> None:
+def _serialize_and_allow_rewrite(connection: sa.Connection, options: RunOptions) -> None:
     """PostgreSQL: one migration at a time, allowed to rewrite append-only tables.
 
     Several deploys may run ``alembic upgrade head`` against one server at
@@ -288,7 +218,7 @@ def _serialize_and_allow_rewrite(connection: sa.Connection, x_args: dict[str, st
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
         # after the advisory lock, which must wait for another deploy's whole run
-        LockPolicy.from_x_args(x_args).apply(connection)
+        options.lock_policy.apply(connection)
 
 
 class _RevisionTimer:
@@ -340,7 +270,7 @@ def quarantine_counts(connection: sa.Connection) -> dict[str, int]:
     }
 
 
-def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
+def _show_progress(connection: sa.Connection, options: RunOptions) -> None:
     if connection.dialect.name != "duckdb":
         return  # a DuckDB feature; a server reports progress in its own views
     # DuckDB prints its own progress bar (percent and a bar) to stdout for
@@ -348,24 +278,18 @@ def _show_progress(connection: sa.Connection, x_args: dict[str, str]) -> None:
     # even into pipes and CI logs. Show it on a terminal only, after two
     # seconds (-x progress_after_ms=N changes that).
     enabled = "true" if sys.stdout.isatty() else "false"
-    after_ms = int(x_args.get("progress_after_ms", "2000"))  # checked by check_x_arguments
     # Neither setting can be global: both are set on the driver's connection,
     # the one every statement of the run goes through. Setting
     # progress_bar_time switches the bar on, so it goes first.
     raw = connection.connection.driver_connection
     if enabled == "true":
-        raw.execute(f"SET progress_bar_time = {after_ms}")  # type: ignore[union-attr]
+        raw.execute(f"SET progress_bar_time = {options.progress_after_ms}")  # type: ignore[union-attr]
     raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
-    limit = x_args.get("memory_limit")
-    if limit is not None:
-        raw.execute(f"SET memory_limit = '{limit.strip()}'")  # type: ignore[union-attr]
+    if options.memory_limit is not None:  # checked: a number and a unit
+        raw.execute(f"SET memory_limit = '{options.memory_limit}'")  # type: ignore[union-attr]
     row = raw.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[union-attr]
     connection.info[MEMORY_LIMIT_INFO] = row[0] if row else "unknown"  # for an out-of-memory error
     connection.commit()  # end the autobegun transaction: Alembic begins its own
-
-
-#: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
-_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:

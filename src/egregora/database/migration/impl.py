@@ -20,6 +20,7 @@ from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
+from egregora.database.migration.runstate import REPORT_OPTION, current_revision
 
 
 class CountsWhatItDestroys(DefaultImpl):
@@ -39,8 +40,6 @@ class CountsWhatItDestroys(DefaultImpl):
         super().drop_table(table, **kw)
 
     def _record(self, table: str, columns: list[str] | None) -> None:
-        from egregora.database.migration.copyswap.toimpl import REPORT_OPTION, current_revision
-
         report = self.context_opts.get(REPORT_OPTION)
         if report is None or self.as_sql or self.connection is None:
             return

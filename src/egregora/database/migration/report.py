@@ -8,6 +8,7 @@ printed, and written as JSON with ``-x report=PATH``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ class TableReport:
     @property
     def kept(self) -> str:
         """``1 row copied``, ``3 rows kept in place``."""
-        return _kept(self.rows_copied, self.in_place)
+        return rows_kept(self.rows_copied, self.in_place)
 
 
 @dataclass
@@ -116,7 +117,7 @@ class RunReport:
                     f"{table.seconds:.2f} s"
                 )
                 for violation in table.violations:
-                    samples = ", ".join(_sample(s) for s in violation.samples)
+                    samples = ", ".join(sample_text(s) for s in violation.samples)
                     lines.append(
                         f"      {violation.kind} {violation.name} ({violation.expression}): "
                         f"{plural(violation.rows, 'row')}, for example {samples}"
@@ -125,7 +126,7 @@ class RunReport:
         in_place = bool(self.tables) and all(t.in_place for t in self.tables)
         indexes = plural(int(totals["indexes_built"]), "index", "indexes")
         lines.append(
-            f"  total: {_kept(int(totals['rows_copied']), in_place)}, "
+            f"  total: {rows_kept(int(totals['rows_copied']), in_place)}, "
             f"{totals['rows_quarantined']} quarantined, {indexes} built, "
             f"{totals['seconds']:.2f} s"
         )
@@ -145,9 +146,11 @@ def plural(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
-def _kept(rows: int, in_place: bool) -> str:
+def rows_kept(rows: int, in_place: bool) -> str:
+    """``3 rows copied`` (a rebuild), ``3 rows kept in place`` (altered in place)."""
     return f"{plural(rows, 'row')} {'kept in place' if in_place else 'copied'}"
 
 
-def _sample(values: list[Any]) -> str:
+def sample_text(values: Sequence[Any]) -> str:
+    """A violating row's key as reports show it: ``7``, or ``(7, 'a')`` for several columns."""
     return repr(values[0]) if len(values) == 1 else repr(tuple(values))

@@ -37,3 +37,9 @@ def _balanced(text: str) -> bool:
                 if depth < 0:
                     return False
     return depth == 0
+
+
+def identifiers(sql: str) -> set[str]:
+    """Identifiers in ``sql``, quoted or bare, lower-cased."""
+    pairs = re.findall(r'"((?:[^"]|"")+)"|(\w+)', sql)
+    return {(quoted.replace('""', '"') or bare).lower() for quoted, bare in pairs}

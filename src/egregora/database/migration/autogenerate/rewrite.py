@@ -29,11 +29,13 @@ from egregora.database.migration.capabilities import (
     traits_from_database,
     traits_from_table,
 )
-from egregora.database.migration.catalog import canonical_check_expressions
+from egregora.database.migration.catalog import (
+    canonical_check_expressions,
+    referencing_closure,
+    reflect,
+)
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
-from egregora.database.migration.copyswap.plan import _fk_signature, referred_table
-from egregora.database.migration.copyswap.toimpl import referencing_closure, reflect
-from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.definitions import all_checks, fk_signature, referred_table
 from egregora.database.migration.sqltext import normalize_sql
 
 log = logging.getLogger("alembic.egregora.autogenerate")
@@ -172,9 +174,9 @@ def named_like(
     }
     for check in all_checks(previous):
         check.name = by_expression.get(normalize_sql(str(check.sqltext)))  # type: ignore[assignment]
-    target_fks = {_fk_signature(fk): fk.name for fk in target.foreign_key_constraints}
+    target_fks = {fk_signature(fk): fk.name for fk in target.foreign_key_constraints}
     for fk in previous.foreign_key_constraints:
-        fk.name = target_fks.get(_fk_signature(fk)) or conv(_convention_name(fk, metadata))  # type: ignore[assignment]
+        fk.name = target_fks.get(fk_signature(fk)) or conv(_convention_name(fk, metadata))  # type: ignore[assignment]
     for constraint in previous.constraints:
         keyed = isinstance(constraint, (sa.UniqueConstraint, sa.PrimaryKeyConstraint))
         if keyed and constraint.columns:  # type: ignore[attr-defined]

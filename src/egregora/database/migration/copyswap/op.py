@@ -7,16 +7,14 @@ rebuilds a table to a complete target definition. Its execution lives in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 
-from egregora.database.migration.copyswap.plan import ColumnMapValue
-
-_BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+from egregora.database.migration.copyswap.model import ColumnMapValue
+from egregora.database.migration.definitions import plain_column
 
 
 @Operations.register_operation("create_copy_swap")
@@ -84,7 +82,7 @@ class CreateCopySwapOp(MigrateOperation):
         reverse: dict[str, ColumnMapValue] = {}
         old_names = set(self.previous.columns.keys()) if self.previous is not None else set()
         for new_name, value in self.column_map.items():
-            old_name = plain_name(value)
+            old_name = plain_column(value)
             if old_name is not None and old_name != new_name and old_name in old_names:
                 reverse[old_name] = sa.column(new_name)
         return reverse
@@ -94,7 +92,7 @@ class CreateCopySwapOp(MigrateOperation):
         if self.previous is None:
             return []
         kept = set(self.table.columns.keys())
-        sources = {plain_name(v) for v in self.column_map.values()}
+        sources = {plain_column(v) for v in self.column_map.values()}
         return [c for c in self.previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
 
     def changed_types(self) -> list[tuple[str, str, str]]:
@@ -120,11 +118,3 @@ def _type_name(type_: sa.types.TypeEngine[Any]) -> str:
         return str(type_.compile()).upper()
     except sa.exc.CompileError:
         return repr(type_)
-
-
-def plain_name(value: ColumnMapValue) -> str | None:
-    if isinstance(value, sa.sql.elements.ColumnClause) and value.table is None:
-        return str(value.name)
-    if isinstance(value, str) and _BARE_NAME.match(value.strip()):
-        return value.strip()
-    return None

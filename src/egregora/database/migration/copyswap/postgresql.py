@@ -21,34 +21,41 @@ spells both expressions its own way). Unnamed CHECKs are matched by text.
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
-from egregora.database.migration.copyswap.plan import (
-    REJECTED,
-    OnViolation,
-    Phase,
-    Rule,
-    Step,
-    _checks,
-    _fk_signature,
-    _keys,
-    _literal,
-    _norm,
-    _Planner,
-    _referred_columns,
+from egregora.database.migration.copyswap.model import REJECTED, OnViolation, Phase, Rule, Step
+from egregora.database.migration.copyswap.steps import StepPlanner
+from egregora.database.migration.definitions import (
+    fk_name,
+    fk_signature,
+    key_constraints,
+    plain_column,
+    referred_columns,
     referred_table,
+    sorted_checks,
 )
+from egregora.database.migration.sqltext import normalize_sql
 
-_BARE_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
+class InPlacePlanner(StepPlanner):
+    """A planner whose steps alter the table instead of rebuilding it."""
 
-class InPlacePlanner(_Planner):
-    """A :class:`_Planner` whose steps alter the table instead of rebuilding it."""
-
+    # How rows are told apart while the plan runs: ctid, stable within the
+    # transaction (no row is updated before the rejected ones are moved).
+    # PostgreSQL has no TRY(...): a value that doesn't convert fails the
+    # migration, which is rolled back, instead of being reported by a rule.
+    row_id = "ctid"
+    row_id_type = "TID"
+    can_try = False
     defers_keys = False  # PostgreSQL checks FOREIGN KEYs against any key
+
+    def guard_sql(self, count_sql: str, message: str) -> str:
+        # PostgreSQL has no error() function: a DO block raises instead (% is
+        # RAISE's placeholder, so it is doubled; $$ can't occur in names the
+        # preparer quotes, nor in our generated SQL).
+        text = self.literal(message.replace("%", "%%"))
+        return f"DO $$ BEGIN IF ({count_sql}) > 0 THEN RAISE EXCEPTION {text}; END IF; END $$"
 
     def final_target(self) -> str:
         # the table stays where it is: its rows, minus those rejected
@@ -59,14 +66,7 @@ class InPlacePlanner(_Planner):
         quarantine = mode == "quarantine"
         tables = [self.previous, *self.dependents]
         if quarantine:
-            steps.append(
-                Step(
-                    "quarantine",
-                    self.name,
-                    f"CREATE TEMPORARY TABLE {self.q(REJECTED)} "
-                    f"(tbl VARCHAR, rid {self.row_id_type}, reason VARCHAR)",
-                )
-            )
+            steps.append(self.rejected_table())
             steps += [Step("quarantine", r.table, r.reject_sql) for r in rules]
             for table in tables:
                 steps += self.quarantine_steps(table, revision)
@@ -78,7 +78,7 @@ class InPlacePlanner(_Planner):
                         table.name,
                         f"DELETE FROM {self.q(table.name)} WHERE {self.row_id} IN "
                         f"(SELECT rid FROM {self.q(REJECTED)} "
-                        f"WHERE tbl = {_literal(self.dialect, table.name)})",
+                        f"WHERE tbl = {self.literal(table.name)})",
                     )
                 )
         steps += self.alter_steps()
@@ -92,21 +92,34 @@ class InPlacePlanner(_Planner):
         return f"ALTER TABLE {self.q(self.name)} {clause}"
 
     def alter_steps(self) -> list[Step]:
-        previous, target = self.previous, self.target
-        old = {c.name: c for c in previous.columns}
-        new = {c.name: c for c in target.columns}
-        step = self.step
-        steps: list[Step] = []
+        old = {c.name: c for c in self.previous.columns}
+        new = {c.name: c for c in self.target.columns}
+        renames = self.renames(old, new)
+        return [
+            *self.drop_old_constraints(),  # before columns change
+            *self.column_steps(old, new, renames),
+            *self.nullability_and_defaults(old, renames),
+            *self.add_new_constraints(),
+            *self.comment_steps(self.target),
+        ]
 
-        # 1. constraints and indexes that go away, before columns change
-        old_fks = {_fk_signature(fk): fk for fk in previous.foreign_key_constraints}
-        new_fks = {_fk_signature(fk): fk for fk in target.foreign_key_constraints}
+    def old_and_new_keys(
+        self,
+    ) -> tuple[dict[tuple[str, tuple[str, ...]], str], dict[tuple[str, tuple[str, ...]], str]]:
+        old = {(kind, tuple(cols)): name for kind, name, cols in self.reflected_keys()}
+        new = {(kind, tuple(cols)): name for kind, name, cols in key_constraints(self.target)}
+        return old, new
+
+    def drop_old_constraints(self) -> list[Step]:
+        """1. FOREIGN KEYs, CHECKs, keys and indexes that go away."""
+        previous, target, step = self.previous, self.target, self.step
+        old_fks = {fk_signature(fk): fk for fk in previous.foreign_key_constraints}
+        new_fks = {fk_signature(fk) for fk in target.foreign_key_constraints}
+        steps = [step("alter", self.drop_constraint(old_fks[s])) for s in old_fks.keys() - new_fks]
         dropped_checks, added_checks = self.check_changes()
-        old_keys = {(kind, tuple(cols)): name for kind, name, cols in self.reflected_keys()}
-        new_keys = {(kind, tuple(cols)): name for kind, name, cols in _keys(target)}
-        for signature in old_fks.keys() - new_fks.keys():
-            steps.append(step("alter", self.drop_constraint(old_fks[signature])))
-        unnamed = {self.check_name(c, i) for i, c in enumerate(_checks(previous)) if c.name is None}
+        unnamed = {
+            self.check_name(c, i) for i, c in enumerate(sorted_checks(previous)) if c.name is None
+        }
         steps += [
             step("alter", f"DROP CONSTRAINT {self.q(name)}")
             for name in dropped_checks
@@ -114,98 +127,121 @@ class InPlacePlanner(_Planner):
         ]
         if unnamed & set(dropped_checks):
             adding = {id(check) for _, check in added_checks}
-            kept = [c for c in _checks(target) if id(c) not in adding]
+            kept = [c for c in sorted_checks(target) if id(c) not in adding]
             steps.append(Step("alter", self.name, self.drop_checks_but(kept)))
         # UNIQUE before the PRIMARY KEY; a key other tables reference can't go
         # (PostgreSQL refuses and the migration rolls back, with its message)
+        old_keys, new_keys = self.old_and_new_keys()
         for key in sorted(old_keys.keys() - new_keys.keys(), reverse=True):
             steps.append(step("alter", f"DROP CONSTRAINT {self.q(old_keys[key])}"))
         new_indexes = {str(i.name) for i in target.indexes}
         for index in sorted(previous.indexes, key=lambda i: str(i.name)):
             if str(index.name) not in new_indexes:
                 steps.append(Step("alter", self.name, f"DROP INDEX {self.q(str(index.name))}"))
+        return steps
 
-        # 2. columns: renamed, added and filled, converted, dropped
-        renames = self.renames(old, new)
-        for source, dest in renames.items():
-            steps.append(step("alter", f"RENAME COLUMN {self.q(source)} TO {self.q(dest)}"))
-        added = [c for c in target.columns if c.name not in old and c.name not in renames.values()]
-        for column in added:
-            steps.append(step("alter", f"ADD COLUMN {self.column_sql(column)}"))
+    def column_steps(
+        self,
+        old: dict[str, sa.Column[object]],
+        new: dict[str, sa.Column[object]],
+        renames: dict[str, str],
+    ) -> list[Step]:
+        """2. Columns: renamed, added and filled, converted, dropped."""
+        step = self.step
+        steps = [
+            step("alter", f"RENAME COLUMN {self.q(source)} TO {self.q(dest)}")
+            for source, dest in renames.items()
+        ]
+        added = [
+            c for c in self.target.columns if c.name not in old and c.name not in renames.values()
+        ]
+        steps += [step("alter", f"ADD COLUMN {self.column_sql(column)}") for column in added]
         fills = [c.name for c in added if c.name in self.column_map]
         if fills:
             assignments = ", ".join(f"{self.q(c)} = {self.values[c][0]}" for c in fills)
             steps.append(Step("alter", self.name, f"UPDATE {self.q(self.name)} SET {assignments}"))
-        for name in (c.name for c in target.columns):
+        for name in (c.name for c in self.target.columns):
             if name in old and name in self.changed:
                 value, _ = self.values[name]
                 type_sql = self.type_sql(new[name].type)
                 steps.append(
                     step("alter", f"ALTER COLUMN {self.q(name)} TYPE {type_sql} USING {value}")
                 )
-        for name in old:
-            if name not in new and name not in renames:
-                steps.append(step("alter", f"DROP COLUMN {self.q(name)}"))
+        steps += [
+            step("alter", f"DROP COLUMN {self.q(name)}")
+            for name in old
+            if name not in new and name not in renames
+        ]
+        return steps
 
-        # 3. nullability and defaults of the columns that stay
-        for column in target.columns:
+    def nullability_and_defaults(
+        self, old: dict[str, sa.Column[object]], renames: dict[str, str]
+    ) -> list[Step]:
+        """3. Nullability and defaults of the columns that stay."""
+        steps: list[Step] = []
+        for column in self.target.columns:
             was = old.get(column.name)
             if was is None:
                 was = old.get(_key_for(renames, column.name))
             if was is None:
                 if not column.nullable:
-                    steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL"))
+                    steps.append(
+                        self.step("alter", f"ALTER COLUMN {self.q(column.name)} SET NOT NULL")
+                    )
                 continue
-            if was.nullable and not column.nullable:
-                steps += self.set_not_null(column.name)
-            elif not was.nullable and column.nullable and not column.primary_key:
-                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP NOT NULL"))
-            default = column.server_default
-            if isinstance(default, sa.DefaultClause):
-                default_sql = self.default_sql(column)
-                steps.append(
-                    step("alter", f"ALTER COLUMN {self.q(column.name)} SET DEFAULT {default_sql}")
-                )
-            elif default is None and was.server_default is not None:
-                steps.append(step("alter", f"ALTER COLUMN {self.q(column.name)} DROP DEFAULT"))
+            steps += self.nullability(was, column) + self.default(was, column)
+        return steps
 
-        # 4. keys, then CHECKs and FOREIGN KEYs: added NOT VALID, then validated
-        for key in sorted(new_keys.keys() - old_keys.keys()):
-            kind, key_columns = key
-            steps.append(
-                step(
-                    "index",
-                    f"ADD CONSTRAINT {self.q(new_keys[key])} {kind} ({self.cols(key_columns)})",
-                )
-            )
-        for name, check in added_checks:
-            steps.append(
-                step(
-                    "alter",
-                    f"ADD CONSTRAINT {self.q(name)} CHECK ({self.check_sql(check)}) NOT VALID",
-                )
-            )
+    def nullability(self, was: sa.Column[object], column: sa.Column[object]) -> list[Step]:
+        if was.nullable and not column.nullable:
+            return self.set_not_null(column.name)
+        if not was.nullable and column.nullable and not column.primary_key:
+            return [self.step("alter", f"ALTER COLUMN {self.q(column.name)} DROP NOT NULL")]
+        return []
+
+    def default(self, was: sa.Column[object], column: sa.Column[object]) -> list[Step]:
+        default = column.server_default
+        if isinstance(default, sa.DefaultClause):
+            default_sql = self.default_sql(column)
+            return [
+                self.step("alter", f"ALTER COLUMN {self.q(column.name)} SET DEFAULT {default_sql}")
+            ]
+        if default is None and was.server_default is not None:
+            return [self.step("alter", f"ALTER COLUMN {self.q(column.name)} DROP DEFAULT")]
+        return []
+
+    def add_new_constraints(self) -> list[Step]:
+        """4. Keys, then CHECKs and FOREIGN KEYs (added NOT VALID, then validated), indexes."""
+        step = self.step
+        old_keys, new_keys = self.old_and_new_keys()
+        steps = [
+            step("index", f"ADD CONSTRAINT {self.q(new_keys[key])} {key[0]} ({self.cols(key[1])})")
+            for key in sorted(new_keys.keys() - old_keys.keys())
+        ]
+        for name, check in self.check_changes()[1]:
+            check_sql = f"CHECK ({self.check_sql(check)})"
+            steps.append(step("alter", f"ADD CONSTRAINT {self.q(name)} {check_sql} NOT VALID"))
             steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
-        for signature in sorted(new_fks.keys() - old_fks.keys(), key=repr):
+        old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
+        new_fks = {fk_signature(fk): fk for fk in self.target.foreign_key_constraints}
+        for signature in sorted(new_fks.keys() - old_fks, key=repr):
             fk = new_fks[signature]
-            name = self.fk_name(fk)
+            name = fk_name(self.name, fk)
             columns = [c.name for c in fk.columns]
             steps.append(
                 step(
                     "alter",
                     f"ADD CONSTRAINT {self.q(name)} FOREIGN KEY ({self.cols(columns)}) "
                     f"REFERENCES {self.q(referred_table(fk))} "
-                    f"({self.cols(_referred_columns(fk))}){self.fk_actions(fk)} NOT VALID",
+                    f"({self.cols(referred_columns(fk))}){self.fk_actions(fk)} NOT VALID",
                 )
             )
             steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
-        old_indexes = {str(i.name) for i in previous.indexes}
-        for index in sorted(target.indexes, key=lambda i: str(i.name)):
+        old_indexes = {str(i.name) for i in self.previous.indexes}
+        for index in sorted(self.target.indexes, key=lambda i: str(i.name)):
             if str(index.name) not in old_indexes:
-                steps.append(
-                    Step("index", self.name, str(CreateIndex(index).compile(dialect=self.dialect)))
-                )
-        steps += [s for s in self.finish_steps(target) if s.phase == "comment"]
+                sql = str(CreateIndex(index).compile(dialect=self.dialect))
+                steps.append(Step("index", self.name, sql))
         return steps
 
     def set_not_null(self, column: str) -> list[Step]:
@@ -234,18 +270,18 @@ class InPlacePlanner(_Planner):
 
     def check_changes(self) -> tuple[list[str], list[tuple[str, sa.CheckConstraint]]]:
         """(names of CHECKs to drop, (name, CHECK) to add): matched by name, else by text."""
-        old = {self.check_name(c, i): c for i, c in enumerate(_checks(self.previous))}
-        old_text = {_norm(self.check_sql(c)): name for name, c in old.items()}
+        old = {self.check_name(c, i): c for i, c in enumerate(sorted_checks(self.previous))}
+        old_text = {normalize_sql(self.check_sql(c)): name for name, c in old.items()}
         kept: set[str] = set()
         added: list[tuple[str, sa.CheckConstraint]] = []
-        for index, check in enumerate(_checks(self.target)):
+        for index, check in enumerate(sorted_checks(self.target)):
             if check.name is not None and str(check.name) in old:
                 if str(check.name) in self.changed_checks:  # same name, new expression
                     added.append((str(check.name), check))
                 else:
                     kept.add(str(check.name))
                 continue
-            same_text = old_text.get(_norm(self.check_sql(check)))
+            same_text = old_text.get(normalize_sql(self.check_sql(check)))
             if check.name is None and same_text is not None:
                 kept.add(same_text)
                 continue
@@ -259,14 +295,14 @@ class InPlacePlanner(_Planner):
         can't name a CHECK the target drops. Online the table is reflected
         and every name is known; offline (``--sql``) this block finds them.
         """
-        names = ", ".join(_literal(self.dialect, str(c.name)) for c in keep if c.name)
-        table = _literal(self.dialect, self.q(self.name))
+        names = ", ".join(self.literal(str(c.name)) for c in keep if c.name)
+        table = self.literal(self.q(self.name))
         return (
             "DO $$ DECLARE c record; BEGIN FOR c IN SELECT conname FROM pg_constraint "
             f"WHERE conrelid = {table}::regclass AND contype = 'c' "
             f"AND conname::text <> ALL (ARRAY[{names}]::text[]) LOOP "
             "EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', "
-            f"{_literal(self.dialect, self.name)}, c.conname); END LOOP; END $$"
+            f"{self.literal(self.name)}, c.conname); END LOOP; END $$"
         )
 
     def check_name(self, check: sa.CheckConstraint, index: int) -> str:
@@ -274,18 +310,14 @@ class InPlacePlanner(_Planner):
 
     def reflected_keys(self) -> list[tuple[str, str, list[str]]]:
         """The previous keys, named as the database names them."""
-        keys = _keys(self.previous)
+        keys = key_constraints(self.previous)
         pk_name = self.previous.primary_key.name
         if keys and keys[0][0] == "PRIMARY KEY" and pk_name is None:
             keys[0] = ("PRIMARY KEY", f"{self.name}_pkey", keys[0][2])  # PostgreSQL's default
         return keys
 
-    def fk_name(self, fk: sa.ForeignKeyConstraint) -> str:
-        columns = "_".join(c.name for c in fk.columns)
-        return str(fk.name or f"fk_{self.name}_{columns}_{referred_table(fk)}")
-
     def drop_constraint(self, fk: sa.ForeignKeyConstraint) -> str:
-        return f"DROP CONSTRAINT {self.q(self.fk_name(fk))}"
+        return f"DROP CONSTRAINT {self.q(fk_name(self.name, fk))}"
 
     def fk_actions(self, fk: sa.ForeignKeyConstraint) -> str:
         actions = ""
@@ -303,10 +335,10 @@ class InPlacePlanner(_Planner):
         for dest, value in self.column_map.items():
             if dest in old or not isinstance(value, str):
                 continue
-            match = _BARE_NAME.match(value)
-            source = match.group(1) if match else None
+            source = plain_column(value)
             if (
-                source in old
+                source is not None
+                and source in old
                 and source not in new
                 and source not in found
                 and self.type_sql(old[source].type) == self.type_sql(new[dest].type)

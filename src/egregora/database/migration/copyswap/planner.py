@@ -1,0 +1,87 @@
+"""``plan_copy_swap``: a pure function from definitions to a printable plan.
+
+The plan holds the constraint rules to check before any change, and the
+statements that make the change (on DuckDB a rebuild of the table and of
+every table whose FOREIGN KEYs reference it; on PostgreSQL ALTERs in place),
+all in one transaction. Nothing here touches a database, so the same plan
+serves online runs, offline ``--sql`` scripts, dry runs and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+
+from egregora.database.migration.catalog import StoredTable
+from egregora.database.migration.copyswap.engine import engine_for
+from egregora.database.migration.copyswap.model import (
+    ColumnMapValue,
+    CopySwapPlan,
+    OnViolation,
+    RowPolicy,
+)
+from egregora.database.migration.copyswap.validate import validate
+
+
+def plan_copy_swap(
+    previous: sa.Table,
+    target: sa.Table,
+    *,
+    dialect: sa.Dialect,
+    column_map: Mapping[str, ColumnMapValue] | None = None,
+    dependents: Sequence[sa.Table] = (),
+    on_violation: str = "fail",
+    revision: str = "unknown",
+    inline_keys: bool = False,
+    changed_checks: Iterable[str] = (),
+    stored: Mapping[str, StoredTable] | None = None,
+    kept_indexes: Sequence[str] = (),
+    policy: RowPolicy | None = None,
+) -> CopySwapPlan:
+    """Plan the change of ``previous`` into ``target``. Pure: no database access.
+
+    The engine's planner is chosen by ``dialect.name`` (:func:`.engine.engine_for`).
+    ``dependents`` are the current definitions of the tables whose FOREIGN KEYs
+    reference the table, directly or through each other; they keep their rows.
+    ``inline_keys`` declares the target's PRIMARY KEY and UNIQUE constraints
+    in CREATE TABLE instead of adding them after the copy (see
+    ``deferred_keys``). ``changed_checks`` names CHECKs that keep their name
+    but not their expression; only an in-place plan needs it (it matches
+    CHECKs by name), and the caller finds them by asking the server
+    (catalog.changed_check_names). ``stored`` holds the dependents' own DDL as
+    DuckDB keeps it (catalog.stored_tables): a dependent found there is
+    recreated exactly from it; one not found (offline ``--sql``, where no
+    catalog can be read) from its definition. ``kept_indexes`` are CREATE
+    INDEX statements of indexes the table has but the target does not define
+    (a user's, another store's): rebuilt as they were (a rebuild only; in
+    place they stay). ``policy``: the caller's choices about rows (RowPolicy).
+    """
+    planner_class = engine_for(dialect.name).planner
+    validate(previous, target, column_map or {}, dependents, on_violation)
+    planner_class.check_limits(previous, target, dependents)
+    planner = planner_class(
+        dialect,
+        previous,
+        target,
+        dict(column_map or {}),
+        list(dependents),
+        changed_checks=changed_checks,
+        policy=policy,
+        stored=stored,
+        kept_indexes=kept_indexes,
+        inline_keys=inline_keys,
+    )
+    mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
+    rules = planner.target_rules() + planner.dependent_rules(mode)
+    steps = planner.steps(mode, rules, revision)
+    tables = (target.name, *planner.dep_names)
+    return CopySwapPlan(
+        table=target.name,
+        tables=tables,
+        on_violation=mode,
+        rules=tuple(rules),
+        steps=tuple(steps),
+        count_sql={t: f"SELECT count(*) FROM {planner.q(t)}" for t in tables},
+        deferred_keys=planner.deferred_keys(),
+    )

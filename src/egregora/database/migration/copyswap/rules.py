@@ -1,0 +1,388 @@
+"""The rules a create-copy-swap checks: SQL that finds the rows a new definition rejects.
+
+:class:`RulePlanner` maps the old rows to the target's columns (the relation
+every rule reads) and writes one :class:`~.model.Rule` per constraint the
+rows could break: conversions, NOT NULL, CHECK, FOREIGN KEY, PRIMARY KEY,
+UNIQUE and unique indexes, and the references of referencing tables. How an
+engine tells rows apart (``row_id``) and whether it can try a conversion
+(``can_try``) are its planner's class attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+import sqlalchemy as sa
+
+from egregora.database.migration.copyswap.model import (
+    REJECTED,
+    ROW_ID,
+    SAMPLE_SIZE,
+    ColumnMapValue,
+    OnViolation,
+    RowPolicy,
+    Rule,
+)
+from egregora.database.migration.copyswap.writer import SqlWriter
+from egregora.database.migration.definitions import (
+    creation_order,
+    fk_name,
+    fk_signature,
+    key_columns,
+    key_constraints,
+    referred_columns,
+    referred_table,
+    sorted_checks,
+    unique_indexes,
+)
+from egregora.database.migration.sequences import implicit_sequence
+from egregora.database.migration.sqltext import normalize_sql
+
+
+class RulePlanner(SqlWriter):
+    """The inputs of one plan, the relation its rules read, and the rules."""
+
+    #: how rows are told apart while the plan runs, and that id's SQL type
+    row_id: ClassVar[str]
+    row_id_type: ClassVar[str]
+    #: whether TRY(...) turns a failed conversion into NULL, so that rows whose
+    #: values don't convert can be reported (and quarantined) by a rule
+    can_try: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        dialect: sa.Dialect,
+        previous: sa.Table,
+        target: sa.Table,
+        column_map: dict[str, ColumnMapValue],
+        dependents: Sequence[sa.Table],
+        *,
+        changed_checks: Iterable[str] = (),
+        policy: RowPolicy | None = None,
+    ) -> None:
+        super().__init__(dialect)
+        self.previous = previous
+        self.target = target
+        self.name = target.name
+        self.column_map = column_map
+        self.dependents = creation_order(dependents)
+        self.dep_names = [d.name for d in self.dependents]
+        self.changed_checks = frozenset(changed_checks)
+        self.policy = policy or RowPolicy()
+        #: target column -> (SQL over the old row, whether it converts a value)
+        self.values = self._values()
+        self.changed = {name for name, (_, converted) in self.values.items() if converted}
+
+    def _values(self) -> dict[str, tuple[str, bool]]:
+        old = {c.name: c for c in self.previous.columns}
+        values: dict[str, tuple[str, bool]] = {}
+        for column in self.target.columns:
+            type_sql = self.type_sql(column.type)
+            if column.computed is not None:
+                continue  # a generated column computes itself: never copied into
+            if column.name in self.column_map:
+                expression = self.expression_sql(self.column_map[column.name])
+                values[column.name] = (f"CAST(({expression}) AS {type_sql})", True)
+            elif column.name in old:
+                same = self.known_type_sql(old[column.name].type) in (type_sql, None)
+                ref = self.q(column.name)
+                values[column.name] = (ref if same else f"CAST({ref} AS {type_sql})", not same)
+        return values
+
+    def try_(self, value: str) -> str:
+        return f"TRY({value})" if self.can_try else value
+
+    # -- the relation each rule reads -----------------------------------------
+
+    def source(self, safe: bool = True) -> str:
+        """The old rows mapped to the target columns, with their row id.
+
+        ``safe`` wraps conversions in TRY(...), so that a failed cast reads as
+        NULL here and is reported by its own rule instead of aborting.
+        """
+        items = [f"{self.row_id} AS {self.q(ROW_ID)}"]
+        for column in self.target.columns:
+            if column.name in self.values:
+                value, converted = self.values[column.name]
+                value = self.try_(value) if safe and converted else value
+            elif column.computed is not None:  # what the new table will compute
+                value = f"({self.check_sql(column.computed)})"
+            else:  # a new column: what the copy will give it, its default or NULL
+                value = self.new_column_value(column)
+            items.append(f"{value} AS {self.q(column.name)}")
+        return f"(SELECT {', '.join(items)} FROM {self.q(self.name)})"
+
+    def new_column_value(self, column: sa.Column[object]) -> str:
+        """A new column's value in the rows being judged: its server default, else NULL.
+
+        Rules over new columns (a CHECK or FOREIGN KEY that comes with the
+        column) read it from the same relation as every other rule.
+        """
+        type_sql = self.type_sql(column.type)
+        if isinstance(column.server_default, sa.DefaultClause) and not implicit_sequence(column):
+            return f"CAST({self.default_sql(column)} AS {type_sql})"
+        return f"CAST(NULL AS {type_sql})"
+
+    def survivors(self, table: str, relation: str) -> str:
+        return (
+            f"(SELECT * FROM {relation} AS s WHERE s.{self.q(ROW_ID)} NOT IN "
+            f"(SELECT rid FROM {self.q(REJECTED)} WHERE tbl = {self.literal(table)}))"
+        )
+
+    def rows_of(self, table: str) -> str:
+        return f"(SELECT {self.row_id} AS {self.q(ROW_ID)}, * FROM {self.q(table)})"
+
+    def final_target(self) -> str:
+        """The target's rows as referencing tables will see them once the plan has run."""
+        raise NotImplementedError
+
+    # -- rules ------------------------------------------------------------------
+
+    def target_rules(self) -> list[Rule]:
+        """The rules over the table's own rows; orphans before duplicates.
+
+        In quarantine mode each rule sees only the rows earlier rules kept, so
+        a duplicate group whose first row is an orphan keeps its next, valid row.
+        """
+        untouched = not self.changed and not self.column_map
+        src = self.source()
+        return [
+            *self.conversion_rules(),
+            *self.not_null_rules(src),
+            *self.check_rules(src, untouched),
+            *self.foreign_key_rules(src, untouched),
+            *self.key_rules(src, untouched),
+        ]
+
+    def conversion_rules(self) -> list[Rule]:
+        rules = []
+        for name in sorted(self.changed) if self.can_try else ():
+            value, _ = self.values[name]
+            predicate = f"TRY(({value}) IS NULL) IS NULL"
+            rules.append(
+                self.rule(self.name, "conversion", name, value, self.rows_of(self.name), predicate)
+            )
+        return rules
+
+    def not_null_rules(self, src: str) -> list[Rule]:
+        old = {c.name: c for c in self.previous.columns}
+        rules = []
+        for column in self.target.columns:
+            if column.nullable or column.name not in self.values:
+                continue
+            was = old.get(column.name)
+            if was is not None and not was.nullable and column.name not in self.changed:
+                continue
+            predicate = f"{self.q(column.name)} IS NULL"
+            if column.name in self.changed and self.can_try:  # a failed conversion: own rule
+                value, _ = self.values[column.name]
+                predicate += f" AND TRY(({value}) IS NULL) IS NOT NULL"
+            rules.append(
+                self.rule(
+                    self.name,
+                    "NOT NULL",
+                    f"{self.name}.{column.name}",
+                    f"{column.name} IS NOT NULL",
+                    src,
+                    predicate,
+                )
+            )
+        return rules
+
+    def check_rules(self, src: str, untouched: bool) -> list[Rule]:
+        old_checks = {normalize_sql(self.check_sql(c)) for c in sorted_checks(self.previous)}
+        rules = []
+        for check in sorted_checks(self.target):
+            expression = self.check_sql(check)
+            if untouched and normalize_sql(expression) in old_checks:
+                continue  # the same CHECK over the same values already holds
+            name = str(check.name or "check")
+            rules.append(
+                self.rule(self.name, "CHECK", name, expression, src, f"NOT ({expression})")
+            )
+        return rules
+
+    def foreign_key_rules(self, src: str, untouched: bool) -> list[Rule]:
+        old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
+        rules = []
+        for fk in self.target.foreign_key_constraints:
+            if untouched and fk_signature(fk) in old_fks:
+                continue
+            parent = f"(SELECT * FROM {self.q(referred_table(fk))})"
+            rules.append(self.fk_rule(self.name, fk, src, parent, parent))
+        return rules
+
+    def key_rules(self, src: str, untouched: bool) -> list[Rule]:
+        old_keys = {tuple(k) for k in key_columns(self.previous)}
+        old_keys |= {tuple(columns) for _, columns in unique_indexes(self.previous)}
+        keys = [(kind, name, columns) for kind, name, columns in key_constraints(self.target)]
+        # unique indexes are built after the copy: judged like keys, after them
+        keys += [("UNIQUE INDEX", name, cols) for name, cols in unique_indexes(self.target)]
+        return [
+            self.unique_rule(self.name, kind, name, columns, src)
+            for kind, name, columns in keys
+            if not (untouched and tuple(columns) in old_keys)
+        ]
+
+    def dependent_rules(self, mode: OnViolation) -> list[Rule]:
+        """Rows of referencing tables left without a parent by the change."""
+        rules: list[Rule] = []
+        keys_change = bool(self.changed or self.column_map)
+        for dependent in self.dependents:
+            for fk in dependent.foreign_key_constraints:
+                parent_name = referred_table(fk)
+                if parent_name == self.name:
+                    if mode == "fail" and not keys_change:
+                        continue  # no parent row is removed and no key value changes
+                    planned = self.source()
+                    final = self.final_target()
+                elif parent_name in self.dep_names:
+                    if mode == "fail":
+                        continue  # unchanged rows of an unchanged, enforced reference
+                    planned = final = self.survivors(parent_name, self.rows_of(parent_name))
+                else:
+                    continue
+                rules.append(
+                    self.fk_rule(dependent.name, fk, self.rows_of(dependent.name), planned, final)
+                )
+        return rules
+
+    def guard_sql(self, count_sql: str, message: str) -> str:
+        """Offline fail mode: a statement that errors when ``count_sql`` counts rows."""
+        raise NotImplementedError
+
+    def rule(
+        self, table: str, kind: str, name: str, expression: str, relation: str, predicate: str
+    ) -> Rule:
+        # A row-level rule judges every row, even one another rule rejected, so
+        # that a quarantined row carries all of its reasons.
+        keys = self.sample_keys(table)
+        reason = self.literal(f"{kind} {name}: {expression}")
+        return self.finished(
+            Rule(
+                table=table,
+                kind=kind,
+                name=name,
+                expression=expression,
+                relation=relation,
+                predicate=predicate,
+                count_sql=f"SELECT count(*) FROM {relation} AS s WHERE {predicate}",
+                sample_sql=(
+                    f"SELECT {self.cols(keys)} FROM {relation} AS s WHERE {predicate} "
+                    f"ORDER BY {self.cols(keys)} LIMIT {SAMPLE_SIZE}"
+                ),
+                reject_sql=(
+                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"s.{self.q(ROW_ID)}, {reason} FROM {relation} AS s WHERE {predicate}"
+                ),
+            )
+        )
+
+    def finished(self, rule: Rule) -> Rule:
+        """``rule`` with its offline guard."""
+        return dataclasses.replace(rule, guard_sql=self.guard_sql(rule.count_sql, rule.refusal()))
+
+    def unique_rule(
+        self, table: str, kind: str, name: str, columns: Sequence[str], relation: str
+    ) -> Rule:
+        cols = self.cols(columns)
+        not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
+        ranked = (
+            f"(SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY "
+            f"{self.keep_order(table, columns)}{self.q(ROW_ID)}) AS __ccs_rank "
+            f"FROM {{rel}} AS r WHERE {not_null})"
+        )
+        reason = self.literal(f"{kind} {name}: duplicate of an earlier row")
+        groups = (
+            f"SELECT count(*) - 1 AS extra FROM {relation} AS s WHERE {not_null} "
+            f"GROUP BY {cols} HAVING count(*) > 1"
+        )
+        return self.finished(
+            Rule(
+                table=table,
+                kind=kind,
+                name=name,
+                expression=f"{kind} ({', '.join(columns)})",
+                count_sql=f"SELECT coalesce(sum(extra), 0)::BIGINT FROM ({groups}) AS g",
+                sample_sql=(
+                    f"SELECT {cols} FROM {relation} AS s WHERE {not_null} GROUP BY {cols} "
+                    f"HAVING count(*) > 1 ORDER BY {cols} LIMIT {SAMPLE_SIZE}"
+                ),
+                reject_sql=(
+                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"s.{self.q(ROW_ID)}, {reason} FROM "
+                    f"{ranked.format(rel=self.survivors(table, relation))} AS s "
+                    "WHERE __ccs_rank > 1"
+                ),
+            )
+        )
+
+    def keep_order(self, table: str, columns: Sequence[str]) -> str:
+        """ORDER BY terms choosing the duplicate kept: the policy's columns, then the key.
+
+        Then the order the rows were stored in (the row id the caller appends).
+        """
+        definition = self.definition(table)
+        keys = [c for c in self.policy.keep_first_by if c in definition.columns]
+        keys += [c.name for c in definition.primary_key.columns if c.name not in columns]
+        return "".join(f"{self.q(k)} ASC NULLS LAST, " for k in keys)
+
+    def fk_rule(
+        self,
+        table: str,
+        fk: sa.ForeignKeyConstraint,
+        relation: str,
+        planned_parent: str,
+        final_parent: str,
+    ) -> Rule:
+        columns = [c.name for c in fk.columns]
+        referred = referred_columns(fk)
+        parent = referred_table(fk)
+        not_null = " AND ".join(f"s.{self.q(c)} IS NOT NULL" for c in columns)
+        match = " AND ".join(
+            f"p.{self.q(r)} = s.{self.q(c)}" for c, r in zip(columns, referred, strict=True)
+        )
+
+        def orphan(parents: str) -> str:
+            return f"{not_null} AND NOT EXISTS (SELECT 1 FROM {parents} AS p WHERE {match})"
+
+        name = fk_name(table, fk)
+        expression = f"({', '.join(columns)}) REFERENCES {parent} ({', '.join(referred)})"
+        keys = self.cols(self.sample_keys(table), "s.")
+        reason = self.literal(f"FOREIGN KEY {name}: no row {expression}")
+        return self.finished(
+            Rule(
+                table=table,
+                kind="FOREIGN KEY",
+                name=name,
+                expression=expression,
+                count_sql=f"SELECT count(*) FROM {relation} AS s WHERE {orphan(planned_parent)}",
+                sample_sql=(
+                    f"SELECT {keys} FROM {relation} AS s WHERE {orphan(planned_parent)} "
+                    f"ORDER BY {keys} LIMIT {SAMPLE_SIZE}"
+                ),
+                reject_sql=(
+                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"s.{self.q(ROW_ID)}, {reason} FROM {self.survivors(table, relation)} AS s "
+                    f"WHERE {orphan(final_parent)}"
+                ),
+            )
+        )
+
+    def definition(self, table: str) -> sa.Table:
+        if table == self.name:
+            return self.target
+        return next(d for d in self.dependents if d.name == table)
+
+    def sample_keys(self, table: str) -> list[str]:
+        """The columns that name a row of ``table`` in reports (see RowPolicy)."""
+        definition = self.definition(table)
+        pk = [c.name for c in definition.primary_key.columns]
+        if pk:
+            return pk
+        for candidate in self.policy.sample_columns:
+            if candidate.format(table=table) in definition.columns:
+                return [candidate.format(table=table)]
+        return [next(iter(definition.columns)).name]

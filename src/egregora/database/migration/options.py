@@ -1,0 +1,114 @@
+"""The ``-x`` options of this project's migrations: parsed and checked once, before anything runs.
+
+A misspelled ``-x dryrun=true`` must not run the real upgrade, and a bad
+value must not even create the database file: :meth:`RunOptions.from_x_args`
+refuses both, in one paragraph, before a connection is opened.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from egregora.database.migration.copyswap.model import ON_VIOLATION_CHOICES
+from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.locks import LockPolicy
+
+#: Every -x option this environment reads; anything else is a typo to refuse.
+X_OPTIONS = (
+    "url",
+    "on_violation",
+    "dry_run",
+    "report",
+    "progress_after_ms",
+    "memory_limit",
+    "lock_timeout",
+    "lock_retries",
+    "statement_timeout",
+)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+#: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``-x`` asked of this run, checked."""
+
+    on_violation: str = "fail"
+    dry_run: bool = False
+    report: str | None = None
+    #: DuckDB: show its progress bar (on a terminal) after this many milliseconds
+    progress_after_ms: int = 2000
+    #: DuckDB: its memory_limit for the run (``2GB``)
+    memory_limit: str | None = None
+    #: PostgreSQL: lock_timeout, retries, statement_timeout (checked on every engine)
+    lock_policy: LockPolicy = LockPolicy()
+
+    @classmethod
+    def from_x_args(cls, x_args: Mapping[str, str]) -> RunOptions:
+        """Parse ``-x`` options; refuse an unknown one, or a value that can't be read."""
+        unknown = sorted(set(x_args) - set(X_OPTIONS))
+        if unknown:
+            raise InvalidOperation(
+                f"-x {', '.join(unknown)} is not an option of this project's migrations, so "
+                f"nothing was run. The options are: {', '.join(X_OPTIONS)} (for example "
+                "-x dry_run=true)."
+            )
+        limit = x_args.get("memory_limit")
+        return cls(
+            on_violation=_on_violation(x_args.get("on_violation", "fail")),
+            dry_run=_dry_run(x_args.get("dry_run", "false")),
+            report=_report(x_args.get("report")),
+            progress_after_ms=_milliseconds(x_args.get("progress_after_ms", "2000")),
+            memory_limit=None if limit is None else _memory(limit),
+            lock_policy=LockPolicy.from_x_args(x_args),
+        )
+
+
+def _on_violation(value: str) -> str:
+    if value not in ON_VIOLATION_CHOICES:
+        raise InvalidOperation(
+            f"-x on_violation={value} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
+            "Use fail (the default: stop and report rows that violate new constraints) or "
+            "quarantine (move them to <table>_quarantine and go on)."
+        )
+    return value
+
+
+def _dry_run(value: str) -> bool:
+    if value.lower() not in _TRUE + _FALSE:
+        raise InvalidOperation(
+            f"-x dry_run={value} is neither true nor false, so nothing was run. "
+            "Use -x dry_run=true to rehearse the upgrade and roll it back."
+        )
+    return value.lower() in _TRUE
+
+
+def _report(value: str | None) -> str | None:
+    if value is not None and not Path(value).expanduser().resolve().parent.is_dir():
+        raise InvalidOperation(
+            f"-x report={value}: the folder {Path(value).parent} does not exist, so "
+            "nothing was run. Give a path in an existing folder."
+        )
+    return value
+
+
+def _milliseconds(value: str) -> int:
+    if not value.isdigit():
+        raise InvalidOperation(
+            f"-x progress_after_ms={value} is not a whole number of milliseconds; "
+            "for example -x progress_after_ms=2000 (the default)."
+        )
+    return int(value)
+
+
+def _memory(value: str) -> str:
+    if not _MEMORY.fullmatch(value.strip()):
+        raise InvalidOperation(
+            f"-x memory_limit={value} is not an amount of memory; give one as DuckDB "
+            "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
+        )
+    return value.strip()
