@@ -35,8 +35,8 @@ from egregora.database.migration.errors import AdoptionRefused, ConstraintViolat
 from . import legacy
 from .conftest import HEAD, alembic_cfg, run_cli
 from .messy import V3_TABLES, MessyV3, build_v3
+from .migration.autogenerate.test_compare import _cfg, _metadata, _project
 from .pg_server import PostgresServer
-from .test_autogenerate import _cfg, _metadata, _project
 from .test_faults import Upgrade
 
 HEAD_TABLES = {t.name for t in schemas.metadata.sorted_tables}

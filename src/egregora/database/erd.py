@@ -87,7 +87,7 @@ def _single_unique(column: sa.Column[object]) -> bool:
 
 
 def _constraints(table: sa.Table, dialect: sa.Dialect) -> list[str]:
-    compiler = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
+    compiler = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]  # a compiler for fragments: no statement (SQLAlchemy's stubs want one)
     items = []
     if table.info.get(schemas.APPEND_ONLY):
         items.append(

@@ -75,32 +75,48 @@ def duckdb_can_alter(op: ops.MigrateOperation, traits: TableTraits) -> tuple[boo
                 return False, reason
             traits = _after(sub, traits)
         return True, OK
-    if isinstance(op, (ops.CreateTableCommentOp, ops.DropTableCommentOp)):
-        return True, OK  # COMMENT ON TABLE: ok on every measured table
-    if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
-        return True, OK  # CREATE/DROP [UNIQUE] INDEX: ok on every measured table
+    for kinds, answer in _SAME_ON_EVERY_TABLE:
+        if isinstance(op, kinds):
+            return answer
     if isinstance(op, ops.AddColumnOp):
         return _add_column(op.column, traits)
     if isinstance(op, ops.DropColumnOp):
         return _drop_column(op.column_name, traits)
     if isinstance(op, ops.AlterColumnOp):
         return _alter_column(op, traits)
-    if isinstance(op, ops.CreateForeignKeyOp):
-        return False, 'Not implemented: "No support for adding FOREIGN_KEY constraints"'
-    if isinstance(op, ops.CreateCheckConstraintOp):
-        return False, 'Not implemented: "No support for adding CHECK constraints"'
     if isinstance(op, ops.CreateUniqueConstraintOp):
         return _add_unique(frozenset(op.columns), traits)
     if isinstance(op, ops.CreatePrimaryKeyOp):
-        if traits.has_pk:
-            return False, 'has a PRIMARY KEY: "can have only one primary key"'
-        if traits.blocked:
-            return False, _DEPENDS
-        return True, OK
-    if isinstance(op, ops.DropConstraintOp):
-        # every kind, every table: "No support for that ALTER TABLE option yet!"
-        return False, "Not implemented: DROP CONSTRAINT"
+        return _add_primary_key(traits)
     return False, f"not measured: {type(op).__name__}"
+
+
+#: ops that DuckDB does, or refuses, whatever the table
+_SAME_ON_EVERY_TABLE: tuple[
+    tuple[tuple[type[ops.MigrateOperation], ...], tuple[bool, str]], ...
+] = (
+    # COMMENT ON TABLE, CREATE/DROP [UNIQUE] INDEX: ok on every measured table
+    ((ops.CreateTableCommentOp, ops.DropTableCommentOp), (True, OK)),
+    ((ops.CreateIndexOp, ops.DropIndexOp), (True, OK)),
+    (
+        (ops.CreateForeignKeyOp,),
+        (False, 'Not implemented: "No support for adding FOREIGN_KEY constraints"'),
+    ),
+    (
+        (ops.CreateCheckConstraintOp,),
+        (False, 'Not implemented: "No support for adding CHECK constraints"'),
+    ),
+    # every kind, every table: "No support for that ALTER TABLE option yet!"
+    ((ops.DropConstraintOp,), (False, "Not implemented: DROP CONSTRAINT")),
+)
+
+
+def _add_primary_key(traits: TableTraits) -> tuple[bool, str]:
+    if traits.has_pk:
+        return False, 'has a PRIMARY KEY: "can have only one primary key"'
+    if traits.blocked:
+        return False, _DEPENDS
+    return True, OK
 
 
 def _add_column(column: sa.Column[object], traits: TableTraits) -> tuple[bool, str]:

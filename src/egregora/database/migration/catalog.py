@@ -15,14 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import duckdb
 import sqlalchemy as sa
+from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.migration.definitions import all_checks
 from egregora.database.migration.sqltext import normalize_sql
+
+
+def driver(connection: sa.Connection) -> Any:
+    """The driver's own connection under ``connection`` (DuckDB's, psycopg's): it runs
+    catalog queries and the plan's statements as they are, with no SQLAlchemy layer."""
+    raw = connection.connection.driver_connection
+    assert raw is not None, "a live connection has a driver connection"
+    return raw
 
 
 @dataclass(frozen=True)
@@ -123,9 +133,7 @@ def canonical_shapes(tables: Iterable[sa.Table]) -> dict[str, TableShape]:
     Created in a scratch in-memory database in dependency order, so CHECK
     expressions and defaults come back in DuckDB's own spelling.
     """
-    from duckdb_sqlalchemy import Dialect
-
-    dialect = Dialect()
+    dialect = DuckDBDialect()
     ordered = sa.schema.sort_tables(list(tables))
     scratch = duckdb.connect(":memory:")
     try:
@@ -159,12 +167,13 @@ def canonical_check_expressions(
                 sa.CheckConstraint(check.sqltext),
             )
             scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
-            (expression,) = scratch.execute(
+            row = scratch.execute(
                 "SELECT expression FROM duckdb_constraints() "
                 "WHERE table_name = ? AND constraint_type = 'CHECK'",
                 [name],
-            ).fetchone()  # type: ignore[misc]
-            found.append((check, normalize_sql(expression)))
+            ).fetchone()
+            assert row is not None, "DuckDB keeps the CHECK it was just given"
+            found.append((check, normalize_sql(str(row[0]))))
     finally:
         scratch.close()
     return found
@@ -297,8 +306,8 @@ def _check_definitions(connection: sa.Connection, qualified: str) -> dict[str, s
 def tables_and_views(bind: sa.Connection) -> tuple[set[str], set[str]]:
     """Names of the base tables and of the views in the current schema."""
     if bind.dialect.name == "duckdb":
-        raw = bind.connection.driver_connection
-        views = raw.execute(  # type: ignore[union-attr]
+        raw = driver(bind)
+        views = raw.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
         ).fetchall()
         return table_names(raw), {row[0] for row in views}
@@ -310,8 +319,8 @@ def macro_names(bind: sa.Connection) -> set[str]:
     """DuckDB's user macros in the current database (none elsewhere: not ours to list)."""
     if bind.dialect.name != "duckdb":
         return set()
-    raw = bind.connection.driver_connection
-    rows = raw.execute(  # type: ignore[union-attr]
+    raw = driver(bind)
+    rows = raw.execute(
         "SELECT DISTINCT function_name FROM duckdb_functions() WHERE NOT internal "
         "AND function_type IN ('macro', 'table_macro') AND database_name = current_database()"
     ).fetchall()
@@ -321,7 +330,7 @@ def macro_names(bind: sa.Connection) -> set[str]:
 def database_shapes(bind: sa.Connection, names: Iterable[str]) -> dict[str, TableShape]:
     """The shapes of the tables ``names`` as the database holds them."""
     if bind.dialect.name == "duckdb":
-        return snapshot(bind.connection.driver_connection, names)
+        return snapshot(driver(bind), names)
     return inspected_shapes(bind, names)
 
 
@@ -470,8 +479,8 @@ def foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
                 for fk in fks
             }
         )
-    raw = connection.connection.driver_connection
-    rows = raw.execute(  # type: ignore[union-attr]
+    raw = driver(connection)
+    rows = raw.execute(
         "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
         "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
     ).fetchall()
@@ -507,3 +516,27 @@ def duckdb_type_name(cursor: Any, type_sql: str) -> str:
     """The name DuckDB gives the type ``type_sql`` (``typeof``): one name per type."""
     row = cursor.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()
     return str(row[0])
+
+
+def scratch_type_name(type_: sa.types.TypeEngine[Any]) -> str | None:
+    """The name DuckDB gives a SQLAlchemy type (``typeof``), asked of a scratch database.
+
+    None when the type can't be spelled for DuckDB, or DuckDB does not know it.
+    """
+    try:
+        spelled = str(type_.compile(dialect=DuckDBDialect()))
+    except sa.exc.CompileError:
+        return None
+    return _typeof(spelled)
+
+
+@lru_cache(maxsize=256)
+def _typeof(spelled: str) -> str | None:
+    scratch = duckdb.connect(":memory:")
+    try:
+        row = scratch.execute(f"SELECT typeof(CAST(NULL AS {spelled}))").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        scratch.close()
+    return str(row[0]) if row else None

@@ -12,6 +12,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from egregora.database.migration.errors import DatabaseUnavailable
+
 DEFAULT_URL = "duckdb:///egregora.duckdb"
 URL_ENVIRONMENT_VARIABLE = "EGREGORA_DATABASE_URL"
 
@@ -46,8 +48,6 @@ def resolve_url(x_args: Mapping[str, str], environ: Mapping[str, str] | None = N
 
 def parse_url(url: str) -> URL:
     """Parse and check a database URL before anything is opened or created."""
-    from egregora.database.migration.errors import DatabaseUnavailable
-
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
@@ -69,8 +69,6 @@ def parse_url(url: str) -> URL:
 
 
 def _check_duckdb_path(url: str, database: str | None) -> None:
-    from egregora.database.migration.errors import DatabaseUnavailable
-
     if not database or database == ":memory:" or re.match(r"^\w+:", database):
         return  # in-memory, or an extension's scheme (md:, s3:...): DuckDB decides
     path = Path(database)

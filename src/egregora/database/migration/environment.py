@@ -22,6 +22,7 @@ from egregora.database.migration.autogenerate.compare import (
     AUTOGENERATE_PLUGINS,
     process_revision_directives,
 )
+from egregora.database.migration.catalog import driver
 from egregora.database.migration.config import create_engine as make_engine
 from egregora.database.migration.config import parse_url, resolve_url
 from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
@@ -281,13 +282,13 @@ def _show_progress(connection: sa.Connection, options: RunOptions) -> None:
     # Neither setting can be global: both are set on the driver's connection,
     # the one every statement of the run goes through. Setting
     # progress_bar_time switches the bar on, so it goes first.
-    raw = connection.connection.driver_connection
+    raw = driver(connection)
     if enabled == "true":
-        raw.execute(f"SET progress_bar_time = {options.progress_after_ms}")  # type: ignore[union-attr]
-    raw.execute(f"SET enable_progress_bar = {enabled}")  # type: ignore[union-attr]
+        raw.execute(f"SET progress_bar_time = {options.progress_after_ms}")
+    raw.execute(f"SET enable_progress_bar = {enabled}")
     if options.memory_limit is not None:  # checked: a number and a unit
-        raw.execute(f"SET memory_limit = '{options.memory_limit}'")  # type: ignore[union-attr]
-    row = raw.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[union-attr]
+        raw.execute(f"SET memory_limit = '{options.memory_limit}'")
+    row = raw.execute("SELECT current_setting('memory_limit')").fetchone()
     connection.info[MEMORY_LIMIT_INFO] = row[0] if row else "unknown"  # for an out-of-memory error
     connection.commit()  # end the autobegun transaction: Alembic begins its own
 

@@ -7,16 +7,14 @@ implementation registry keeps the last class defined for a dialect).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import duckdb
 import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
 from alembic.ddl.postgresql import PostgresqlImpl
-from duckdb_sqlalchemy import Dialect
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
+from egregora.database.migration.catalog import driver, scratch_type_name
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
@@ -67,7 +65,7 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
             with connection.begin_nested():  # rolled back to on any error
                 return super(EgregoraPostgresqlImpl, self)._exec(construct, *args, **kw)
 
-        return retrying(policy, attempt, connection.connection.driver_connection, None)
+        return retrying(policy, attempt, driver(connection), None)
 
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
@@ -97,8 +95,8 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
         # reported a changed type forever after the upgrade that "changed" it.
         if not super().compare_type(inspector_column, metadata_column):
             return False
-        have = _duckdb_type_name(inspector_column.type)
-        want = _duckdb_type_name(metadata_column.type)
+        have = scratch_type_name(inspector_column.type)
+        want = scratch_type_name(metadata_column.type)
         return have is None or want is None or have != want
 
     def compare_server_default(
@@ -123,23 +121,3 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
-
-
-def _duckdb_type_name(type_: Any) -> str | None:
-    """The name DuckDB gives a type (``typeof``), asked of a scratch in-memory database."""
-    try:
-        return _typeof(str(type_.compile(dialect=Dialect())))
-    except sa.exc.CompileError:
-        return None
-
-
-@lru_cache(maxsize=256)
-def _typeof(spelled: str) -> str | None:
-    scratch = duckdb.connect(":memory:")
-    try:
-        row = scratch.execute(f"SELECT typeof(CAST(NULL AS {spelled}))").fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        scratch.close()
-    return str(row[0]) if row else None

@@ -38,6 +38,7 @@ from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 from egregora.database.migration.catalog import (
     canonical_check_expressions,
     changed_check_names,
+    driver,
     snapshot,
 )
 from egregora.database.migration.definitions import all_checks
@@ -63,7 +64,7 @@ def compare_check_constraints(
     """Add/drop CHECK operations, matching constraints by DuckDB's own expression."""
     if conn_table is None or metadata_table is None or autogen_context.connection is None:
         return PriorityDispatchResult.CONTINUE
-    raw = autogen_context.connection.connection.driver_connection
+    raw = driver(autogen_context.connection)
     reflected = snapshot(raw, [tname]).get(tname)
     have = {
         c.expression: c for c in (reflected.constraints if reflected else ()) if c.kind == "CHECK"
@@ -148,7 +149,7 @@ def compare_primary_key(
         return PriorityDispatchResult.CONTINUE
     if have:
         if conn_table.primary_key.name is None:  # DuckDB reflects no name
-            conn_table.primary_key.name = f"{tname}_pkey"  # type: ignore[assignment]
+            conn_table.primary_key.name = f"{tname}_pkey"
         modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(conn_table.primary_key))
         log.info("Detected removed PRIMARY KEY (%s) on table %r", ", ".join(have), tname)
     if want:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from alembic.operations import ops
+from sqlalchemy.schema import ColumnCollectionConstraint
 from sqlalchemy.sql.elements import conv
 
 from egregora.database.migration.capabilities import (
@@ -173,20 +174,20 @@ def named_like(
         expression: check.name for check, expression in canonical_check_expressions(target, dialect)
     }
     for check in all_checks(previous):
-        check.name = by_expression.get(normalize_sql(str(check.sqltext)))  # type: ignore[assignment]
+        check.name = by_expression.get(normalize_sql(str(check.sqltext)))
     target_fks = {fk_signature(fk): fk.name for fk in target.foreign_key_constraints}
     for fk in previous.foreign_key_constraints:
-        fk.name = target_fks.get(fk_signature(fk)) or conv(_convention_name(fk, metadata))  # type: ignore[assignment]
+        fk.name = target_fks.get(fk_signature(fk)) or conv(_convention_name(fk, metadata))
     for constraint in previous.constraints:
-        keyed = isinstance(constraint, (sa.UniqueConstraint, sa.PrimaryKeyConstraint))
-        if keyed and constraint.columns:  # type: ignore[attr-defined]
-            constraint.name = conv(_convention_name(constraint, metadata))  # type: ignore[assignment]
+        keyed = (sa.UniqueConstraint, sa.PrimaryKeyConstraint)
+        if isinstance(constraint, keyed) and constraint.columns:
+            constraint.name = conv(_convention_name(constraint, metadata))
     return previous
 
 
-def _convention_name(constraint: sa.Constraint, metadata: sa.MetaData) -> str:
+def _convention_name(constraint: ColumnCollectionConstraint, metadata: sa.MetaData) -> str:
     """The name the metadata's naming convention gives ``constraint``'s kind and columns."""
-    columns = [c.name for c in constraint.columns]  # type: ignore[attr-defined]
+    columns = [c.name for c in constraint.columns]
     table = str(constraint.table.name)
     values = {
         "table_name": table,
@@ -211,7 +212,7 @@ def _portable(table: sa.Table, dialect: sa.Dialect) -> sa.Table:
         return table
     for constraint in table.constraints:
         if isinstance(constraint, (sa.CheckConstraint, sa.ForeignKeyConstraint)):
-            constraint.name = None  # type: ignore[assignment]
+            constraint.name = None
     return table
 
 
@@ -226,10 +227,8 @@ def parents_first(
     """
     order = {table.name: i for i, table in enumerate(metadata.sorted_tables)}
     slots = [i for i, op in enumerate(operations) if isinstance(op, ops.ModifyTableOps)]
-    tables = sorted(
-        (operations[i] for i in slots),
-        key=lambda op: order.get(op.table_name, len(order)),  # type: ignore[attr-defined]
-    )
+    modified = [op for op in operations if isinstance(op, ops.ModifyTableOps)]
+    tables = sorted(modified, key=lambda op: order.get(op.table_name, len(order)))
     result = list(operations)
     for slot, op in zip(slots, tables, strict=True):
         result[slot] = op

@@ -323,7 +323,7 @@ class RebuildPlanner(StepPlanner):
             return sa.DefaultClause(sa.text(f"nextval({self.literal(sequence)})"))
         default = column.server_default
         if isinstance(default, sa.DefaultClause):
-            return sa.DefaultClause(default.arg)  # type: ignore[arg-type]
+            return sa.DefaultClause(default.arg)
         return None
 
     def finish_steps(self, table: sa.Table) -> list[Step]:

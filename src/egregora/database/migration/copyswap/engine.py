@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from egregora.database.migration.catalog import (
     changed_check_names,
+    driver,
     duckdb_type_name,
     stored_indexes,
     stored_tables,
@@ -82,7 +83,7 @@ class Rebuild(Engine):
         dependents: Sequence[sa.Table],
     ) -> dict[str, Any]:
         # dependents come back exactly as the catalog keeps them, now
-        raw = connection.connection.driver_connection
+        raw = driver(connection)
         return {
             "stored": stored_tables(raw, [d.name for d in dependents]),
             "kept_indexes": kept_indexes(raw, previous, operation),
@@ -95,7 +96,7 @@ class Rebuild(Engine):
         target: sa.Table,
         dependents: Sequence[sa.Table],
     ) -> None:
-        raw = connection.connection.driver_connection
+        raw = driver(connection)
         refuse_breaking_readers(raw, previous, target)
         refuse_incompatible_references(connection, target, dependents)
 
@@ -215,7 +216,7 @@ def refuse_incompatible_references(
     words). Types are compared as DuckDB names them (``typeof``), so that
     ``DOUBLE PRECISION`` in metadata and a reflected ``DOUBLE`` agree.
     """
-    raw = connection.connection.driver_connection
+    raw = driver(connection)
     compile_type = connection.dialect.type_compiler_instance.process
     for dependent in dependents:
         for fk in dependent.foreign_key_constraints:

@@ -58,7 +58,7 @@ class CreateCopySwapOp(MigrateOperation):
     @classmethod
     def create_copy_swap(cls, operations: Operations, table: sa.Table, **kw: Any) -> None:
         """Rebuild a table to the definition ``table``; see :class:`CreateCopySwapOp`."""
-        return operations.invoke(cls(table, **kw))  # type: ignore[no-any-return]
+        operations.invoke(cls(table, **kw))
 
     def reverse(self) -> CreateCopySwapOp:
         if self.previous is None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from egregora.database.migration.catalog import (
+    driver,
     referencing_closure,
     reflect,
     stored_tables,
@@ -157,7 +158,7 @@ def run_online(
         # grandchildren read the rows rejected so far, which exist only while
         # that plan runs.
         rules = plan.rules if plan.on_violation == "fail" else plan_for("fail").rules
-        violations = preflight(connection.connection.driver_connection, rules, revision)
+        violations = preflight(driver(connection), rules, revision)
     dropped = set(previous.columns.keys()) - set(operation.table.columns.keys())
     dropped -= {plain_column(v) or "" for v in operation.column_map.values()}
     record_dropped(connection, report, revision, name, sorted(dropped))
@@ -219,7 +220,7 @@ def execute_plan(
     back; its log says how many rows violate, not that any were quarantined.
     """
     engine = engine_for(connection.dialect.name)
-    raw = connection.connection.driver_connection
+    raw = driver(connection)
     assert raw is not None
     outcomes = {t: TableOutcome(t) for t in plan.tables}
     for table, sql in plan.count_sql.items():
@@ -334,7 +335,7 @@ def deferred_keys(connection: sa.Connection) -> set[str]:
     if held is None or held[0] is not transaction:
         held = (transaction, set())
         connection.info[_DEFERRED] = held
-    return held[1]  # type: ignore[no-any-return]
+    return held[1]
 
 
 def rekey(connection: sa.Connection, name: str) -> None:
@@ -347,7 +348,7 @@ def rekey(connection: sa.Connection, name: str) -> None:
     """
     table = reflect(connection, name)
     dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
-    raw = connection.connection.driver_connection
+    raw = driver(connection)
     plan = plan_copy_swap(
         table,
         table,

@@ -19,7 +19,7 @@ class SqlWriter:
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         self.preparer = dialect.identifier_preparer
-        self.ddl = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
+        self.ddl = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]  # a compiler for fragments: no statement (SQLAlchemy's stubs want one)
 
     def q(self, name: str) -> str:
         return str(self.preparer.quote(name))
@@ -62,7 +62,7 @@ class SqlWriter:
         arg = default.arg
         if isinstance(arg, str):
             return self.literal(arg)
-        return str(self.ddl.sql_compiler.process(arg, literal_binds=True))  # type: ignore[arg-type]
+        return str(self.ddl.sql_compiler.process(arg, literal_binds=True))
 
     def comment_sql(self, table: str, column: str | None, text: str) -> str:
         """COMMENT ON TABLE (``column`` None) or COMMENT ON COLUMN."""

@@ -12,8 +12,8 @@ import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swa
 from egregora.database.migration.copyswap.planner import plan_copy_swap
 from egregora.database.migration.errors import ConstraintViolations, MigrationFailed
 
-from .copy_swap_helpers import apply
-from .test_postgresql import pg_sql
+from ...copy_swap_helpers import apply
+from ...test_postgresql import pg_sql
 
 PG = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
 

@@ -17,8 +17,8 @@ from alembic import command
 from egregora.database import schemas
 from egregora.database.migration.catalog import snapshot
 
-from .conftest import ROOT, alembic_cfg, database_digest
-from .copy_swap_helpers import rows, sql
+from ...conftest import ROOT, alembic_cfg, database_digest
+from ...copy_swap_helpers import rows, sql
 
 Model = Callable[[sa.MetaData], None]
 

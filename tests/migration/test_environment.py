@@ -12,9 +12,9 @@ from alembic.util import CommandError
 from alembic import command
 from egregora.database.migration.config import DEFAULT_URL, resolve_url
 
-from . import legacy
-from .conftest import HEAD, alembic_cfg, database_digest, run_cli
-from .copy_swap_helpers import table_names, version
+from .. import legacy
+from ..conftest import HEAD, alembic_cfg, database_digest, run_cli
+from ..copy_swap_helpers import table_names, version
 
 V3_TABLES = {"posts", "profiles", "media", "journals", "tasks", "annotations"}
 
@@ -230,7 +230,7 @@ def test_the_readme_sql_output_is_not_committed() -> None:
     import shutil
     import subprocess
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     assert "upgrade.sql" in (ROOT / ".gitignore").read_text().split()
     if shutil.which("git") is not None and (ROOT / ".git").exists():  # and git agrees

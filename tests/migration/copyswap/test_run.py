@@ -6,13 +6,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from alembic.util import CommandError
 
+from egregora.database.migration.copyswap.model import RowPolicy
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
+from egregora.database.migration.runstate import ROW_POLICY_OPTION
 
-from .conftest import database_digest
-from .copy_swap_helpers import apply, invoke, rows, sql, table_names
+from ...conftest import database_digest
+from ...copy_swap_helpers import apply, invoke, rows, sql, table_names
 
 TZ = sa.TIMESTAMP(timezone=True)
 
@@ -508,3 +512,48 @@ def test_extreme_values_survive_a_round_trip(db_path: Path) -> None:
     invoke(db_path, op.reverse())
     after = database_digest(db_path)
     assert after["tables"]["odd"][1] == before["tables"]["odd"][1]  # type: ignore[index]
+
+
+def _rebuild_with_policy(path: Path, table: sa.Table, policy: RowPolicy | None) -> None:
+    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
+    opts = {} if policy is None else {ROW_POLICY_OPTION: policy}
+    try:
+        with engine.begin() as connection:
+            context = MigrationContext.configure(connection, opts=opts)
+            Operations(context).create_copy_swap(table, on_violation="quarantine")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [
+        (None, "first seen"),  # Egregora's: the earliest created_at
+        (RowPolicy(keep_first_by=("score",)), "best score"),
+        (RowPolicy(), "stored first"),  # no preference: the order rows were stored in
+    ],
+    ids=["egregora", "by-score", "storage-order"],
+)
+def test_the_duplicate_kept_is_the_callers_choice(
+    tmp_path: Path, policy: RowPolicy | None, kept: str
+) -> None:
+    path = tmp_path / "dupes.duckdb"
+    sql(
+        path,
+        "CREATE TABLE votes (slug VARCHAR, note VARCHAR, score INTEGER, created_at TIMESTAMPTZ)",
+        "INSERT INTO votes VALUES "
+        "('a', 'stored first', 9, '2026-03-01'), "
+        "('a', 'first seen', 5, '2026-01-01'), "
+        "('a', 'best score', 1, '2026-02-01')",
+    )
+    target = sa.Table(
+        "votes",
+        sa.MetaData(),
+        sa.Column("slug", sa.String, unique=True),
+        sa.Column("note", sa.String),
+        sa.Column("score", sa.Integer),
+        sa.Column("created_at", TZ),
+    )
+    _rebuild_with_policy(path, target, policy)
+    assert rows(path, "SELECT note FROM votes") == [(kept,)]
+    assert rows(path, "SELECT count(*) FROM votes_quarantine") == [(2,)]

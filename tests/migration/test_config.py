@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 CHECK = """
 import sqlalchemy as sa

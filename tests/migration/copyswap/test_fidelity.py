@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
 
-from .copy_swap_helpers import apply, rows, sql
-from .fidelity import catalog_picture, differences
+from ...copy_swap_helpers import apply, rows, sql
+from ...fidelity import catalog_picture, differences
 
 #: A parent and two generations of dependents holding what reflection loses.
 DETAILED = (

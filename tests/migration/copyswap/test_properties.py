@@ -7,7 +7,8 @@ target definition of ``t`` (nullability, keys, CHECK, FOREIGN KEY and type chang
 The same database is then rebuilt in ``fail`` and in ``quarantine`` mode, and the
 outcome is compared with what the model below predicts, row by row.
 
-``EGREGORA_HYPOTHESIS_EXAMPLES=500 pytest tests/test_properties.py`` runs it longer.
+``EGREGORA_HYPOTHESIS_EXAMPLES=500 pytest tests/migration/copyswap/test_properties.py``
+runs it longer.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from hypothesis import strategies as st
 
 from egregora.database.migration.errors import ConstraintViolations, SchemaError
 
-from .conftest import database_digest
-from .copy_swap_helpers import apply, rows, sql
+from ...conftest import database_digest
+from ...copy_swap_helpers import apply, rows, sql
 
 EXAMPLES = int(os.environ.get("EGREGORA_HYPOTHESIS_EXAMPLES", "25"))
 SETTINGS = settings(
