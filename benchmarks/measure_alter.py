@@ -10,7 +10,7 @@ on or after the altered column ``b``), and runs one Alembic operation two ways:
   DROP COLUMN and some ALTER COLUMNs to batch mode when the table has indexes.
 
 A cell passes only if the statements commit and the table ends as intended.
-``tests/test_capabilities.py`` checks ``egregora.database.migration.capabilities``
+``tests/migration/test_capabilities.py`` checks ``egregora.database.migration.capabilities``
 against the ``raw`` column of these same cells.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/measure_alter.py [--impl] [--op X] [--trait Y]

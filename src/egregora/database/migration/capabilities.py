@@ -2,7 +2,7 @@
 
 Measured on DuckDB 2.0.1 by ``benchmarks/measure_alter.py``, which runs every
 plain op Alembic autogenerate emits on tables of every shape; each rule below
-quotes the error DuckDB gave. ``tests/test_capabilities.py`` re-runs the same
+quotes the error DuckDB gave. ``tests/migration/test_capabilities.py`` re-runs the same
 cells and checks this module against them, so a DuckDB upgrade that changes
 a rule fails there.
 

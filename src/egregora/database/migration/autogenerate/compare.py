@@ -8,16 +8,17 @@ two steps, through Alembic's documented extension points:
   expression (DuckDB does not keep constraint names, so Alembic's own
   name-based comparison can't see them), and added or dropped PRIMARY KEYs
   (which Alembic's comparison skips).
-- **ops**: :func:`process_revision_directives` rewrites each table's
-  operations. Where DuckDB's ``ALTER TABLE`` can do the job, Alembic's plain
-  operations stay; where it can't, every change to that table becomes one
-  ``op.create_copy_swap`` carrying the complete target and previous
-  definitions. Other dialects keep Alembic's plain operations.
+- **ops**: :func:`process_revision_directives` hands each table's
+  operations to :mod:`.rewrite`. Where DuckDB's ``ALTER TABLE`` can do the
+  job and no existing row can break it, Alembic's plain operations stay;
+  otherwise every change to that table becomes one ``op.create_copy_swap``
+  carrying the complete target and previous definitions. The choice is the
+  same against PostgreSQL, so one history runs on both engines.
 
 On PostgreSQL, which keeps constraint names, CHECKs are compared by name
-and PRIMARY KEYs as on DuckDB; the operations stay Alembic's plain ones.
+and PRIMARY KEYs as on DuckDB.
 
-Rendering of the new operation lives in :mod:`egregora.database.migration.copyswap.render`.
+Rendering of the new operation lives in :mod:`..copyswap.render`.
 """
 
 from __future__ import annotations

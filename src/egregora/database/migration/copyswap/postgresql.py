@@ -15,7 +15,7 @@ changes the table where it stands:
 
 Constraints are matched by name, as PostgreSQL keeps them; a CHECK that
 keeps its name but changes its expression is dropped and added again when
-the caller says so (``changed_checks``: online, toimpl asks the server, which
+the caller says so (``changed_checks``: online, the engine asks the server, which
 spells both expressions its own way). Unnamed CHECKs are matched by text.
 """
 
