@@ -137,3 +137,41 @@ def start() -> PostgresServer:
         "start",
     )
     return PostgresServer(directory, port, binaries, run_as)
+
+
+def run_script(url: str, script: str) -> None:
+    """Run an offline ``--sql`` script as a user does: ``psql -v ON_ERROR_STOP=1 -f``.
+
+    psql sends one statement at a time, so statements after the script's
+    COMMIT (CREATE INDEX CONCURRENTLY) run outside any transaction. Raises
+    AssertionError with psql's message when a statement fails.
+    """
+    parsed = sa.engine.make_url(url)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write(script)
+    try:
+        done = subprocess.run(
+            [
+                str(_binaries() / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(parsed.host),
+                "-p",
+                str(parsed.port),
+                "-U",
+                str(parsed.username),
+                "-d",
+                str(parsed.database),
+                "-f",
+                handle.name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.unlink(handle.name)
+    assert done.returncode == 0, done.stderr

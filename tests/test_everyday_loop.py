@@ -34,6 +34,7 @@ from egregora.database.migration.errors import (
     MigrationFailed,
 )
 
+from . import pg_server
 from .conftest import ROOT, alembic_cfg, database_digest, file_sha256, run_cli
 from .loop_model import SEED, TABLES, Edit, model
 
@@ -509,13 +510,16 @@ def _round_trip(project: Project, after: sa.MetaData, url: str) -> None:
 def _offline_history_runs(project: Project, after: sa.MetaData, fresh: str) -> None:
     """The whole history as ``--sql``, run on a fresh database of the same engine."""
     script = project.offline_sql(after, fresh)
+    if fresh.startswith("postgresql"):
+        pg_server.run_script(fresh, script)  # as psql -f runs it: one statement at a time
     engine = sa.create_engine(fresh, poolclass=sa.pool.NullPool)
     try:
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
-            cursor.execute(script)
-            raw.commit()
+            if not fresh.startswith("postgresql"):
+                cursor.execute(script)
+                raw.commit()
             cursor.execute("SELECT version_num FROM alembic_version")
             assert cursor.fetchall() == [(_head(project),)]
         finally:

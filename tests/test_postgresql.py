@@ -32,7 +32,7 @@ from egregora.database.migration.catalog import (
 )
 from egregora.database.migration.errors import AdoptionRefused, ConstraintViolations
 
-from . import legacy
+from . import legacy, pg_server
 from .conftest import HEAD, alembic_cfg, run_cli
 from .messy import V3_TABLES, MessyV3, build_v3
 from .migration.autogenerate.test_compare import _cfg, _metadata, _project
@@ -318,8 +318,7 @@ def test_offline_script_for_postgresql_runs(pg_url: str, tmp_path: Path) -> None
     assert "NOT VALID" in script and "VALIDATE CONSTRAINT" in script
     assert "DO $$" in script  # the fail-mode guards
     assert "__ccs_new" not in script and "__ccs_stash" not in script  # no copy
-    with connect(pg_url) as con:
-        con.execute(script)  # type: ignore[arg-type]
+    pg_server.run_script(pg_url, script)  # as psql -f runs it: one statement at a time
     assert version(pg_url) == [HEAD]
     _journals(pg_url, "('ok2', now(), NULL, NULL)")
     with pytest.raises(psycopg.errors.CheckViolation):

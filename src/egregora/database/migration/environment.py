@@ -17,7 +17,10 @@ import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 
 from egregora.database import schemas
-from egregora.database.migration import impl  # noqa: F401  (registers the DuckDB quirks)
+from egregora.database.migration import (
+    afterwards,
+    impl,  # noqa: F401  (registers the DuckDB quirks)
+)
 from egregora.database.migration.autogenerate.compare import (
     AUTOGENERATE_PLUGINS,
     process_revision_directives,
@@ -38,7 +41,7 @@ from egregora.database.migration.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.migration.locks import is_lock_timeout
+from egregora.database.migration.locks import is_lock_timeout, wait_for_advisory_lock
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.report import RevisionReport, RunReport
@@ -106,11 +109,24 @@ def run_offline(context: EnvironmentContext, options: RunOptions) -> None:
         dialect_opts={"paramstyle": "named"},
         **_configure_kwargs(context, options),
     )
+    postgresql = context.get_context().dialect.name == "postgresql"
+    queue: list[afterwards.Deferred] = []
+    if postgresql:  # scans and index builds go after the COMMIT (afterwards.py)
+        context.get_context().opts[afterwards.AFTER_COMMIT] = queue
     with context.begin_transaction():
-        if context.get_context().dialect.name == "postgresql":
+        if postgresql:
             for statement in options.lock_policy.offline_sql():
                 context.execute(statement)
         context.run_migrations()
+    if queue:
+        context.execute(
+            "-- after the commit, each on its own (CONCURRENTLY can't run in a transaction): "
+            "the scans that prove the old rows, and the index builds"
+        )
+        with afterwards.own_statements():
+            context.execute(f"SET lock_timeout = '{options.lock_policy.lock_timeout}'")
+            for item in queue:
+                context.execute(item.sql)
 
 
 def run_online(context: EnvironmentContext, options: RunOptions) -> None:
@@ -153,51 +169,78 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
     timer = _RevisionTimer(report)
     configured = _configure_kwargs(context, options)
     configured |= {VIOLATIONS_OPTION: violations, REPORT_OPTION: report, "on_version_apply": timer}
-    context.configure(connection=connection, **configured)
+    queue = _deferral_queue(connection)
+    finishing = queue is not None and not options.dry_run
     try:
+        if finishing:  # what an earlier run left to finish comes first
+            afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
+        context.configure(connection=connection, **configured)
         with context.begin_transaction():
             _serialize_and_allow_rewrite(connection, options)
             timer.start(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
+            report.after_commit = [f"{d.table}: {d.sql}" for d in queue or []]
             if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone
             if violations:  # raised inside the transaction: everything rolls back
                 raise ConstraintViolations(violation_report(violations))
+            afterwards.record(connection, queue or [])
+        if finishing:
+            afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
     except _DryRunDone:
         sys.stdout.write(report.to_text() + "\n")
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
     except (sa.exc.DBAPIError, RuntimeError) as exc:
-        if is_interrupt(exc):
-            raise MigrationFailed(INTERRUPTED) from None
-        if not isinstance(exc, sa.exc.DBAPIError):
-            raise
-        if is_lock_timeout(exc):  # a plain operation gave up its lock wait too often
-            raise MigrationFailed(
-                f"A statement could not get its lock ({first_line(exc)}), even after "
-                "retries, and the migration was rolled back: nothing was changed. Another "
-                "session holds a lock on the table (see pg_stat_activity); end it or wait "
-                "for it, then run again; -x lock_timeout=... and -x lock_retries=... wait "
-                "longer."
-            ) from None
-        if is_out_of_memory(exc):
-            limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
-            # DuckDB invalidates the database after a failed COMMIT: no rollback is
-            # possible (nor needed: nothing was written); discard the connection
-            # instead of letting the pool try one and log a traceback
-            connection.invalidate()
-            raise MigrationFailed(out_of_memory(first_line(exc), limit)) from None
-        raise MigrationFailed(
-            f"The database refused a statement and the migration was rolled back, so the "
-            f"database is as it was before: {first_line(exc)}. Fix the revision or the "
-            "data it trips on, then run the command again."
-        ) from None
+        raise _refusal(exc, connection) from None
     finally:
+        connection.info.pop(afterwards.AFTER_COMMIT, None)
         if connection.in_transaction():
             connection.rollback()
         if options.report:
             report.write_json(options.report)
+
+
+def _deferral_queue(connection: sa.Connection) -> list[afterwards.Deferred] | None:
+    """PostgreSQL, when this run owns its transactions: where scans wait for the commit.
+
+    A connection lent in a transaction (the caller commits) finishes nothing
+    after: its operations run whole, inside that transaction.
+    """
+    if connection.dialect.name != "postgresql" or connection.in_transaction():
+        return None
+    queue: list[afterwards.Deferred] = []
+    connection.info[afterwards.AFTER_COMMIT] = queue
+    return queue
+
+
+def _refusal(exc: BaseException, connection: sa.Connection) -> BaseException:
+    """The one-paragraph refusal for a database error that ended the run (rolled back)."""
+    if is_interrupt(exc):
+        return MigrationFailed(INTERRUPTED)
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return exc
+    if is_lock_timeout(exc):  # a plain operation gave up its lock wait too often
+        return MigrationFailed(
+            f"A statement could not get its lock ({first_line(exc)}), even after "
+            "retries, and the migration was rolled back: nothing was changed. Another "
+            "session holds a lock on the table (see pg_stat_activity); end it or wait "
+            "for it, then run again; -x lock_timeout=... and -x lock_retries=... wait "
+            "longer."
+        )
+    if is_out_of_memory(exc):
+        limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
+        # DuckDB invalidates the database after a failed COMMIT: no rollback is
+        # possible (nor needed: nothing was written); discard the connection
+        # instead of letting the pool try one and log a traceback
+        connection.invalidate()
+        return MigrationFailed(out_of_memory(first_line(exc), limit))
+    return MigrationFailed(
+        f"The database refused a statement and the migration was rolled back, so the "
+        f"database is as it was before: {first_line(exc)}. Fix the revision or the "
+        "data it trips on, then run the command again."
+    )
 
 
 def _serialize_and_allow_rewrite(connection: sa.Connection, options: RunOptions) -> None:
@@ -216,7 +259,7 @@ def _serialize_and_allow_rewrite(connection: sa.Connection, options: RunOptions)
     Then the lock policy (locks.py): lock_timeout and statement_timeout.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        wait_for_advisory_lock(connection, MIGRATION_LOCK_KEY, transaction=True)
         connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
         # after the advisory lock, which must wait for another deploy's whole run
         options.lock_policy.apply(connection)

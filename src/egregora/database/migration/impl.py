@@ -14,11 +14,13 @@ from alembic.ddl.impl import DefaultImpl
 from alembic.ddl.postgresql import PostgresqlImpl
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
+from egregora.database.migration.afterwards import AFTER_COMMIT, take
 from egregora.database.migration.catalog import driver, scratch_type_name
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
 from egregora.database.migration.runstate import REPORT_OPTION, current_revision
+from egregora.database.migration.sqltext import identifiers
 
 
 class CountsWhatItDestroys(DefaultImpl):
@@ -52,8 +54,15 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
 
         Each statement runs in a savepoint; one that gives up waiting for its
         lock (lock_timeout) is rolled back to it and tried again, so that an
-        ALTER never queues the application's queries behind a long wait.
+        ALTER never queues the application's queries behind a long wait. What
+        the run deferred on a table the statement names runs first
+        (afterwards.take).
         """
+        for statement in self._deferred_it_touches(construct):
+            self._run(sa.text(statement))
+        return self._run(construct, *args, **kw)
+
+    def _run(self, construct: Any, *args: Any, **kw: Any) -> Any:
         if self.as_sql or not isinstance(self.connection, sa.Connection):
             return super()._exec(construct, *args, **kw)  # offline: a script, no locks
         policy = self.connection.info.get(LOCK_POLICY_INFO)
@@ -66,6 +75,19 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
                 return super(EgregoraPostgresqlImpl, self)._exec(construct, *args, **kw)
 
         return retrying(policy, attempt, driver(connection), None)
+
+    def _deferred_it_touches(self, construct: Any) -> list[str]:
+        if self.as_sql or not isinstance(self.connection, sa.Connection):
+            queue = self.context_opts.get(AFTER_COMMIT)
+        else:
+            queue = self.connection.info.get(AFTER_COMMIT)
+        if not queue:
+            return []
+        if isinstance(construct, str):
+            sql = construct
+        else:
+            sql = str(construct.compile(dialect=self.dialect))
+        return take(queue, identifiers(sql))
 
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):

@@ -162,3 +162,17 @@ def lock_refusal(raw: Any, table: str | None, policy: LockPolicy) -> str:
         "(pg_terminate_backend(pid) ends one), then run again; -x lock_timeout=... and "
         "-x lock_retries=... wait longer."
     )
+
+
+def wait_for_advisory_lock(connection: sa.Connection, key: int, *, transaction: bool) -> None:
+    """Take the migrations' advisory lock, polling: a waiter holds no snapshot while it waits.
+
+    A deploy that blocked in ``pg_advisory_lock`` would hold its statement's
+    snapshot all the while, and ``CREATE INDEX CONCURRENTLY`` in the deploy
+    finishing ahead of it waits for every older snapshot: measured, three
+    concurrent deploys deadlocked. Between tries nothing runs, so nothing is
+    held. ``transaction``: released at COMMIT, else held until unlocked.
+    """
+    function = "pg_try_advisory_xact_lock" if transaction else "pg_try_advisory_lock"
+    while not connection.exec_driver_sql(f"SELECT {function}({key})").scalar():
+        time.sleep(0.2)

@@ -75,6 +75,8 @@ class RunReport:
     tables: list[TableReport] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     destroyed: list[DestroyedData] = field(default_factory=list)
+    #: PostgreSQL: statements finished after the commit, without blocking (afterwards.py)
+    after_commit: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, float]:
@@ -130,6 +132,9 @@ class RunReport:
             f"{totals['rows_quarantined']} quarantined, {indexes} built, "
             f"{totals['seconds']:.2f} s"
         )
+        if self.after_commit:
+            lines.append("  after the commit, each on its own, while the application goes on:")
+            lines += [f"    - {line}" for line in self.after_commit]
         if self.refused:
             lines.append("  the real run would be refused (on_violation=fail):")
             lines += [f"    - {line}" for line in self.refused]

@@ -18,10 +18,12 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from egregora.database.migration.afterwards import AFTER_COMMIT, defer, take
 from egregora.database.migration.catalog import (
     changed_check_names,
     driver,
     duckdb_type_name,
+    referencing_closure,
     stored_indexes,
     stored_tables,
     view_and_macro_sources,
@@ -34,6 +36,7 @@ from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import referred_columns, referred_table
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, execute_with_retries
+from egregora.database.migration.runstate import current_revision
 from egregora.database.migration.sqltext import identifiers
 
 
@@ -62,6 +65,9 @@ class Engine:
         dependents: Sequence[sa.Table],
     ) -> None:
         """Refuse, before any change, what would fail or break after it (nothing by default)."""
+
+    def before_operation(self, connection: sa.Connection, operation: CreateCopySwapOp) -> None:
+        """Before the operation reads the catalog (nothing by default)."""
 
     def execute(self, connection: sa.Connection, raw: Any, step: Step) -> None:
         raw.execute(step.sql)
@@ -125,13 +131,37 @@ class InPlace(Engine):
         # name but not their expression
         return {"changed_checks": changed_check_names(connection, operation.table)}
 
+    def before_operation(self, connection: sa.Connection, operation: CreateCopySwapOp) -> None:
+        """What this run deferred on the tables the operation touches runs now (afterwards.take).
+
+        The table, the tables that reference it (rebuilt by nothing here, but
+        reflected), and those its FOREIGN KEYs reference (their keys must exist).
+        """
+        queue = connection.info.get(AFTER_COMMIT)
+        if not queue:
+            return
+        name = operation.table.name
+        touched = {name, *referencing_closure(connection, name)}
+        touched |= {referred_table(fk) for fk in operation.table.foreign_key_constraints}
+        raw = driver(connection)
+        for sql in take(queue, touched):
+            self.run_now(connection, raw, sql)
+
     def execute(self, connection: sa.Connection, raw: Any, step: Step) -> None:
+        queue = connection.info.get(AFTER_COMMIT)
+        if step.online and defer(queue, current_revision(), step.table, step.online):
+            return  # finished after the run's commit, without blocking (afterwards.py)
+        self.run_now(connection, raw, step.sql, step.table)
+
+    def run_now(
+        self, connection: sa.Connection, raw: Any, sql: str, table: str | None = None
+    ) -> None:
         policy = connection.info.get(LOCK_POLICY_INFO)
         if policy is None:
-            raw.execute(step.sql)
+            raw.execute(sql)
             return
-        table = connection.dialect.identifier_preparer.quote(step.table)
-        execute_with_retries(raw, step.sql, table, policy)
+        quoted = None if table is None else connection.dialect.identifier_preparer.quote(table)
+        execute_with_retries(raw, sql, quoted, policy)
 
 
 #: The engines, by dialect name: the one place that chooses.

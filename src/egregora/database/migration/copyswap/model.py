@@ -96,11 +96,20 @@ Phase = Literal[
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of the plan; ``phase`` says what it is for (logs, reports)."""
+    """One statement of the plan; ``phase`` says what it is for (logs, reports).
+
+    ``online``: PostgreSQL only, the same change in a form that never scans
+    under a lock the application waits on, run after the migration's
+    transaction commits, each statement in a transaction of its own (or none,
+    for CONCURRENTLY): see :mod:`egregora.database.migration.afterwards`.
+    Where nothing can be deferred (an operation run outside env.py, a dry
+    run), ``sql`` runs in the transaction instead.
+    """
 
     phase: Phase
     table: str
     sql: str
+    online: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

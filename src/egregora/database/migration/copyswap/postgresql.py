@@ -21,6 +21,9 @@ spells both expressions its own way). Unnamed CHECKs are matched by text.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
@@ -215,13 +218,13 @@ class InPlacePlanner(StepPlanner):
         step = self.step
         old_keys, new_keys = self.old_and_new_keys()
         steps = [
-            step("index", f"ADD CONSTRAINT {self.q(new_keys[key])} {key[0]} ({self.cols(key[1])})")
+            self.key_step(new_keys[key], key[0], key[1])
             for key in sorted(new_keys.keys() - old_keys.keys())
         ]
         for name, check in self.check_changes()[1]:
             check_sql = f"CHECK ({self.check_sql(check)})"
             steps.append(step("alter", f"ADD CONSTRAINT {self.q(name)} {check_sql} NOT VALID"))
-            steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
+            steps.append(self.later("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
         old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
         new_fks = {fk_signature(fk): fk for fk in self.target.foreign_key_constraints}
         for signature in sorted(new_fks.keys() - old_fks, key=repr):
@@ -236,12 +239,11 @@ class InPlacePlanner(StepPlanner):
                     f"({self.cols(referred_columns(fk))}){self.fk_actions(fk)} NOT VALID",
                 )
             )
-            steps.append(step("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
+            steps.append(self.later("validate", f"VALIDATE CONSTRAINT {self.q(name)}"))
         old_indexes = {str(i.name) for i in self.previous.indexes}
         for index in sorted(self.target.indexes, key=lambda i: str(i.name)):
             if str(index.name) not in old_indexes:
-                sql = str(CreateIndex(index).compile(dialect=self.dialect))
-                steps.append(Step("index", self.name, sql))
+                steps.append(self.index_step(index))
         return steps
 
     def set_not_null(self, column: str) -> list[Step]:
@@ -258,13 +260,40 @@ class InPlacePlanner(StepPlanner):
             self.step(
                 "alter", f"ADD CONSTRAINT {check} CHECK ({self.q(column)} IS NOT NULL) NOT VALID"
             ),
-            self.step("validate", f"VALIDATE CONSTRAINT {check}"),
-            self.step("alter", f"ALTER COLUMN {self.q(column)} SET NOT NULL"),
-            self.step("alter", f"DROP CONSTRAINT {check}"),
+            self.later("validate", f"VALIDATE CONSTRAINT {check}"),
+            self.later("alter", f"ALTER COLUMN {self.q(column)} SET NOT NULL"),
+            self.later("alter", f"DROP CONSTRAINT {check}"),
         ]
 
     def step(self, phase: Phase, clause: str) -> Step:
         return Step(phase, self.name, self.alter(clause))
+
+    def later(self, phase: Phase, clause: str) -> Step:
+        """An ALTER that may wait until after the migration's transaction (Step.online)."""
+        sql = self.alter(clause)
+        return Step(phase, self.name, sql, online=(sql,))
+
+    def key_step(self, name: str, kind: str, columns: Sequence[str]) -> Step:
+        """A new PRIMARY KEY or UNIQUE: its index built CONCURRENTLY, then attached.
+
+        ``ADD CONSTRAINT ... UNIQUE (cols)`` builds the index under ACCESS
+        EXCLUSIVE; ``CREATE UNIQUE INDEX CONCURRENTLY`` builds it while the
+        application reads and writes, and ``ADD CONSTRAINT ... USING INDEX``
+        then only changes the catalog.
+        """
+        index = (
+            f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {self.q(name)} "
+            f"ON {self.q(self.name)} ({self.cols(columns)})"
+        )
+        attach = self.alter(f"ADD CONSTRAINT {self.q(name)} {kind} USING INDEX {self.q(name)}")
+        sql = self.alter(f"ADD CONSTRAINT {self.q(name)} {kind} ({self.cols(columns)})")
+        return Step("index", self.name, sql, online=(index, attach))
+
+    def index_step(self, index: sa.Index) -> Step:
+        """A new index: built CONCURRENTLY after the transaction (plain CREATE INDEX blocks
+        writes for the whole build)."""
+        sql = str(CreateIndex(index).compile(dialect=self.dialect))
+        return Step("index", self.name, sql, online=(concurrently(sql),))
 
     # -- matching old and new definitions --------------------------------------
 
@@ -355,3 +384,13 @@ class InPlacePlanner(StepPlanner):
 
 def _key_for(mapping: dict[str, str], value: str) -> str:
     return next((k for k, v in mapping.items() if v == value), "")
+
+
+_CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX ", re.IGNORECASE)
+
+
+def concurrently(create_index: str) -> str:
+    """``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS ...`` from a CREATE INDEX."""
+    return _CREATE_INDEX.sub(
+        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY IF NOT EXISTS ", create_index, 1
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations
 
+from egregora.database.migration.afterwards import AFTER_COMMIT, defer, own_statements, take
 from egregora.database.migration.catalog import (
     driver,
     referencing_closure,
@@ -92,6 +93,11 @@ def run_offline(
             "it replaces) in offline --sql mode, where nothing can be reflected."
         )
     dialect = operations.migration_context.dialect
+    queue = operations.migration_context.opts.get(AFTER_COMMIT)
+    touched = {operation.table.name, *(d.name for d in operation.dependents)}
+    touched |= {referred_table(fk) for fk in operation.table.foreign_key_constraints}
+    for statement in take(queue, touched):  # what this script deferred on them, now
+        operations.execute(statement)
     plan = plan_copy_swap(
         operation.previous,
         operation.table,
@@ -105,11 +111,13 @@ def run_offline(
     note = engine_for(dialect.name).offline_note(operation)
     if note is not None:
         operations.execute(note)
-    if plan.on_violation == "fail":  # the script stops itself on violating rows
-        for rule in plan.rules:
-            operations.execute(rule.guard_sql)
-    for statement in plan.statements():
-        operations.execute(statement)
+    with own_statements():
+        if plan.on_violation == "fail":  # the script stops itself on violating rows
+            for rule in plan.rules:
+                operations.execute(rule.guard_sql)
+        for step in plan.steps:
+            if not (step.online and defer(queue, revision, step.table, step.online)):
+                operations.execute(step.sql)
 
 
 def run_online(
@@ -131,6 +139,7 @@ def run_online(
     """
     engine = engine_for(connection.dialect.name)
     name = operation.table.name
+    engine.before_operation(connection, operation)
     previous, dependents = _current_definitions(connection, operation)
     deferred = deferred_keys(connection)
     for parent in sorted((_parents(operation.table, dependents) & deferred) - {name}):
