@@ -24,9 +24,11 @@ from .load import EGREGORA_WORKLOAD, GROW_SQL, POSTS, Load
 from .test_everyday_loop import Project
 
 #: The bound this project states: the application's p99 during the migration
-#: stays under half a second, and no transaction waits past lock_timeout (5 s)
-P99_BOUND = 0.5
-WORST_BOUND = 5.0
+#: stays under 100 ms and no transaction waits a second (measured: p99 3.3 ms
+#: before, 5.6 ms during, max 37 ms; with the scans inside the migration's
+#: transaction, as before afterwards.py, the p99 was 260 ms)
+P99_BOUND = 0.1
+WORST_BOUND = 1.0
 
 
 def _grow(url: str) -> None:

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from egregora.database.migration.catalog import driver
 from egregora.database.migration.errors import MigrationFailed, first_line
 from egregora.database.migration.locks import (
+    ONE_CORE,
     LockPolicy,
     execute_with_retries,
     retrying,
@@ -75,6 +76,14 @@ class Deferred:
 
 
 _CONCURRENTLY = re.compile(r"\s+CONCURRENTLY\s+", re.IGNORECASE)
+_CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX (?!CONCURRENTLY)", re.IGNORECASE)
+
+
+def concurrently(create_index: str) -> str:
+    """``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS ...`` from a CREATE INDEX."""
+    return _CREATE_INDEX.sub(
+        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY IF NOT EXISTS ", create_index, 1
+    )
 
 
 def defer(
@@ -160,6 +169,7 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
         try:
             items = pending(auto)  # another deploy may have finished them meanwhile
             auto.exec_driver_sql(f"SET lock_timeout = '{policy.lock_timeout}'")
+            auto.exec_driver_sql(f"SET {ONE_CORE} = 0")  # see LockPolicy.apply
             for index, (position, item) in enumerate(items):
                 started = time.perf_counter()
                 try:
@@ -170,6 +180,7 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
             auto.exec_driver_sql(f"DROP TABLE {PENDING_TABLE}")  # all done: no trace left
         finally:
             auto.exec_driver_sql("RESET lock_timeout")
+            auto.exec_driver_sql(f"RESET {ONE_CORE}")
             auto.exec_driver_sql(f"SELECT pg_advisory_unlock({lock_key})")
     finally:
         auto.commit()  # SQLAlchemy autobegins even in AUTOCOMMIT: end that, nothing to commit

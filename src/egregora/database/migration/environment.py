@@ -41,7 +41,7 @@ from egregora.database.migration.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.migration.locks import is_lock_timeout, wait_for_advisory_lock
+from egregora.database.migration.locks import ONE_CORE, is_lock_timeout, wait_for_advisory_lock
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.report import RevisionReport, RunReport
@@ -125,6 +125,7 @@ def run_offline(context: EnvironmentContext, options: RunOptions) -> None:
         )
         with afterwards.own_statements():
             context.execute(f"SET lock_timeout = '{options.lock_policy.lock_timeout}'")
+            context.execute(f"SET {ONE_CORE} = 0")
             for item in queue:
                 context.execute(item.sql)
 
@@ -171,6 +172,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
     configured |= {VIOLATIONS_OPTION: violations, REPORT_OPTION: report, "on_version_apply": timer}
     queue = _deferral_queue(connection)
     finishing = queue is not None and not options.dry_run
+    connection.info[REPORT_OPTION] = report  # the engines note each statement's lock
     try:
         if finishing:  # what an earlier run left to finish comes first
             afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
@@ -180,7 +182,6 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
             timer.start(connection)
             context.run_migrations()
             report.refused = [v.describe() for v in violations]
-            report.after_commit = [f"{d.table}: {d.sql}" for d in queue or []]
             if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone
             if violations:  # raised inside the transaction: everything rolls back
@@ -196,6 +197,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
         raise _refusal(exc, connection) from None
     finally:
         connection.info.pop(afterwards.AFTER_COMMIT, None)
+        connection.info.pop(REPORT_OPTION, None)
         if connection.in_transaction():
             connection.rollback()
         if options.report:

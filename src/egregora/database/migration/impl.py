@@ -13,12 +13,14 @@ import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
 from alembic.ddl.postgresql import PostgresqlImpl
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
+from sqlalchemy.schema import CreateIndex
 
-from egregora.database.migration.afterwards import AFTER_COMMIT, take
+from egregora.database.migration.afterwards import AFTER_COMMIT, concurrently, defer, take
 from egregora.database.migration.catalog import driver, scratch_type_name
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
+from egregora.database.migration.pglocks import note
 from egregora.database.migration.runstate import REPORT_OPTION, current_revision
 from egregora.database.migration.sqltext import identifiers
 
@@ -63,6 +65,9 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
         return self._run(construct, *args, **kw)
 
     def _run(self, construct: Any, *args: Any, **kw: Any) -> Any:
+        report = self.context_opts.get(REPORT_OPTION)
+        if report is not None and not self.as_sql:
+            note(report, current_revision(), self._sql(construct))
         if self.as_sql or not isinstance(self.connection, sa.Connection):
             return super()._exec(construct, *args, **kw)  # offline: a script, no locks
         policy = self.connection.info.get(LOCK_POLICY_INFO)
@@ -76,18 +81,36 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
 
         return retrying(policy, attempt, driver(connection), None)
 
-    def _deferred_it_touches(self, construct: Any) -> list[str]:
+    def create_index(self, index: Any, **kw: Any) -> None:
+        """A new index is built CONCURRENTLY after the run's commit (afterwards.py).
+
+        A plain CREATE INDEX blocks the table's writes for the whole build.
+        Where this run can't defer (a connection lent in a transaction), it
+        is built in the transaction, as Alembic would.
+        """
+        queue = self._queue()
+        if queue is None or kw:
+            super().create_index(index, **kw)
+            return
+        sql = concurrently(str(CreateIndex(index).compile(dialect=self.dialect)))
+        defer(queue, current_revision(), str(index.table.name), (sql,))
+        note(self.context_opts.get(REPORT_OPTION), current_revision(), sql, after_commit=True)
+
+    def _queue(self) -> list[Any] | None:
         if self.as_sql or not isinstance(self.connection, sa.Connection):
-            queue = self.context_opts.get(AFTER_COMMIT)
-        else:
-            queue = self.connection.info.get(AFTER_COMMIT)
+            return self.context_opts.get(AFTER_COMMIT)
+        return self.connection.info.get(AFTER_COMMIT)
+
+    def _deferred_it_touches(self, construct: Any) -> list[str]:
+        queue = self._queue()
         if not queue:
             return []
+        return take(queue, identifiers(self._sql(construct)))
+
+    def _sql(self, construct: Any) -> str:
         if isinstance(construct, str):
-            sql = construct
-        else:
-            sql = str(construct.compile(dialect=self.dialect))
-        return take(queue, identifiers(sql))
+            return construct
+        return str(construct.compile(dialect=self.dialect))
 
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):

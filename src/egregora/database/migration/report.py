@@ -68,6 +68,25 @@ class DestroyedData:
 
 
 @dataclass
+class LockReport:
+    """PostgreSQL: one statement of the run, the lock it takes and what it does holding it."""
+
+    revision: str
+    statement: str
+    lock: str
+    does: str
+    blocks: bool
+    after_commit: bool = False
+
+    def describe(self, when: bool = True) -> str:
+        first = "after the commit: " if self.after_commit and when else ""
+        wait = "; the application waits for all of it" if self.blocks else ""
+        head = " ".join(self.statement.split())
+        head = head if len(head) <= 90 else head[:87] + "..."
+        return f"{first}{head}: {self.lock}, {self.does}{wait}"
+
+
+@dataclass
 class RunReport:
     dry_run: bool
     on_violation: str
@@ -75,8 +94,8 @@ class RunReport:
     tables: list[TableReport] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     destroyed: list[DestroyedData] = field(default_factory=list)
-    #: PostgreSQL: statements finished after the commit, without blocking (afterwards.py)
-    after_commit: list[str] = field(default_factory=list)
+    #: PostgreSQL: each statement's lock, and whether it scans under it (pglocks.py)
+    locks: list[LockReport] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, float]:
@@ -112,6 +131,10 @@ class RunReport:
                 lines.append(f"    moved to quarantine: {moved}")
             for item in (d for d in self.destroyed if _of(d.revision, revision.revision)):
                 lines.append(f"    destroys {item.describe()}")
+            for lock in (k for k in self.locks if _of(k.revision, revision.revision)):
+                if lock.after_commit:
+                    continue  # listed below, after the run's total
+                lines.append(f"    {'BLOCKS ' if lock.blocks else ''}{lock.describe()}")
             for table in (t for t in self.tables if _of(t.revision, revision.revision)):
                 lines.append(
                     f"    {table.table}: {table.kept}, {table.rows_quarantined} quarantined, "
@@ -132,9 +155,10 @@ class RunReport:
             f"{totals['rows_quarantined']} quarantined, {indexes} built, "
             f"{totals['seconds']:.2f} s"
         )
-        if self.after_commit:
+        later = [k for k in self.locks if k.after_commit]
+        if later:
             lines.append("  after the commit, each on its own, while the application goes on:")
-            lines += [f"    - {line}" for line in self.after_commit]
+            lines += [f"    - {k.revision.split()[0]}: {k.describe(when=False)}" for k in later]
         if self.refused:
             lines.append("  the real run would be refused (on_violation=fail):")
             lines += [f"    - {line}" for line in self.refused]

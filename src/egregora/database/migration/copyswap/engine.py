@@ -36,7 +36,8 @@ from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import referred_columns, referred_table
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, execute_with_retries
-from egregora.database.migration.runstate import current_revision
+from egregora.database.migration.pglocks import note
+from egregora.database.migration.runstate import REPORT_OPTION, current_revision
 from egregora.database.migration.sqltext import identifiers
 
 
@@ -145,12 +146,17 @@ class InPlace(Engine):
         touched |= {referred_table(fk) for fk in operation.table.foreign_key_constraints}
         raw = driver(connection)
         for sql in take(queue, touched):
+            note(connection.info.get(REPORT_OPTION), current_revision(), sql)
             self.run_now(connection, raw, sql)
 
     def execute(self, connection: sa.Connection, raw: Any, step: Step) -> None:
         queue = connection.info.get(AFTER_COMMIT)
+        report = connection.info.get(REPORT_OPTION)
         if step.online and defer(queue, current_revision(), step.table, step.online):
-            return  # finished after the run's commit, without blocking (afterwards.py)
+            for sql in step.online:  # finished after the run's commit (afterwards.py)
+                note(report, current_revision(), sql, after_commit=True)
+            return
+        note(report, current_revision(), step.sql)
         self.run_now(connection, raw, step.sql, step.table)
 
     def run_now(

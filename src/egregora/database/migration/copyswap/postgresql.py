@@ -21,12 +21,12 @@ spells both expressions its own way). Unnamed CHECKs are matched by text.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
+from egregora.database.migration.afterwards import concurrently
 from egregora.database.migration.copyswap.model import REJECTED, OnViolation, Phase, Rule, Step
 from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import (
@@ -384,13 +384,3 @@ class InPlacePlanner(StepPlanner):
 
 def _key_for(mapping: dict[str, str], value: str) -> str:
     return next((k for k, v in mapping.items() if v == value), "")
-
-
-_CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX ", re.IGNORECASE)
-
-
-def concurrently(create_index: str) -> str:
-    """``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS ...`` from a CREATE INDEX."""
-    return _CREATE_INDEX.sub(
-        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY IF NOT EXISTS ", create_index, 1
-    )

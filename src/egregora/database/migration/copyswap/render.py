@@ -8,6 +8,8 @@ so they read like ``op.create_table`` output.
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic.autogenerate import render as alembic_render
 from alembic.autogenerate.api import AutogenContext
@@ -52,7 +54,29 @@ def destruction_comments(op: CreateCopySwapOp) -> list[str]:
             f"# converts {name}.{column} from {old} to {new}:",
             "#   rows whose values don't fit are refused (or quarantined), never cut",
         ]
+        if rewrites_on_postgresql(old, new):
+            lines += [
+                f"#   BLOCKS on PostgreSQL: ALTER COLUMN ... TYPE rewrites {name} under ACCESS",
+                "#   EXCLUSIVE, and the application waits for the whole rewrite (run it off-peak)",
+            ]
     return lines
+
+
+_TEXT = re.compile(r"^(VARCHAR|TEXT|CHARACTER VARYING)(\((\d+)\))?$")
+
+
+def rewrites_on_postgresql(old: str, new: str) -> bool:
+    """Whether PostgreSQL rewrites the table to change a column from ``old`` to ``new``.
+
+    Widening a text type (VARCHAR(n) to a longer VARCHAR, VARCHAR or TEXT) is
+    binary-coercible: a catalog change. Every other change is taken as a rewrite.
+    """
+    before, after = _TEXT.match(old), _TEXT.match(new)
+    if before is None or after is None:
+        return True
+    if after.group(3) is None:
+        return False
+    return before.group(3) is None or int(after.group(3)) < int(before.group(3))
 
 
 @renderers.dispatch_for(ops.DropColumnOp, replace=True)
