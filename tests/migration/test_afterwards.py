@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -155,3 +156,39 @@ def test_a_dry_run_lists_what_would_follow_the_commit_and_does_none_of_it(
     command.upgrade(project.cfg(after), "head")  # the real run: deferred, then finished
     assert pg_sql(pg_url, done)[0][0] in ("u", True)
     assert pg_sql(pg_url, f"SELECT to_regclass('{PENDING_TABLE}')") == [(None,)]
+
+
+def test_a_blocker_stops_the_finishing_which_the_next_run_completes(
+    project: Project, pg_url: str
+) -> None:
+    """CREATE INDEX CONCURRENTLY waits for transactions that wrote to the table: one
+    idle in transaction makes it give up (lock_timeout, retries), leaving it listed.
+    (A session that only read does not stop it: measured, it builds.)"""
+    after = model(["media.kind_index"])
+    project.generate(after, "r2edit")
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    blocker = engine.connect()
+    blocker.exec_driver_sql("UPDATE media SET kind = kind WHERE false")  # ROW EXCLUSIVE, held
+    try:
+        started = time.perf_counter()
+        with pytest.raises(MigrationFailed) as failed:
+            command.upgrade(project.cfg(after, lock_timeout="300ms", lock_retries="1"), "head")
+        waited = time.perf_counter() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()
+    message = str(failed.value)
+    assert "committed" in message and "ix_media_kind" in message, message
+    assert "idle in transaction" in message and "UPDATE media" in message  # who, named
+    assert "rolled back" not in message and "\n" not in message
+    assert waited < 10
+    assert _pending(pg_url), "what is left stays listed"
+    assert pg_sql(pg_url, "SELECT version_num FROM alembic_version") == [("r2edit",)]
+
+    command.upgrade(project.cfg(after), "head")  # the blocker is gone: it finishes
+    assert pg_sql(
+        pg_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_media_kind'::regclass"
+    ) == [(True,)]
+    assert pg_sql(pg_url, f"SELECT to_regclass('{PENDING_TABLE}')") == [(None,)]
+    command.check(project.cfg(after))

@@ -47,6 +47,7 @@ from egregora.database.migration.locks import (
     ONE_CORE,
     LockPolicy,
     execute_with_retries,
+    lock_wait_note,
     retrying,
     wait_for_advisory_lock,
 )
@@ -195,7 +196,7 @@ def _run(auto: sa.Connection, raw: Any, item: Deferred, position: int, policy: L
     if built is None:  # a short transaction: the statement and its removal from the list
         raw.execute("BEGIN")
         try:
-            execute_with_retries(raw, item.sql, table, policy)
+            execute_with_retries(raw, item.sql, table, policy, lock_wait_note)
             raw.execute(done)
             raw.execute("COMMIT")
         except Exception:
@@ -211,7 +212,7 @@ def _run(auto: sa.Connection, raw: Any, item: Deferred, position: int, policy: L
             raw.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         raw.execute(item.sql)
 
-    retrying(policy, build, raw, table)
+    retrying(policy, build, raw, table, lock_wait_note)
     raw.execute(done)
 
 
@@ -234,7 +235,8 @@ def _failure(item: Deferred, exc: BaseException, left: list[tuple[int, Deferred]
         f"are applied, and new rows already obey their rules), but finishing them without "
         f"blocking the application stopped at: {_head(item.sql)}: {first_line(exc)}. Left to "
         f"do, as the table {PENDING_TABLE} lists it: {remaining}. Fix the cause (rows "
-        "written since the preflight that break a rule, a session holding a lock), then run "
+        "written since the preflight that break a rule; end a session holding a lock with "
+        "pg_terminate_backend(pid), or wait for it), then run "
         "alembic upgrade head again: it finishes these first (an INVALID index left by a "
         "failed build is dropped and built again)."
     )

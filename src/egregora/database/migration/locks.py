@@ -106,7 +106,17 @@ def is_lock_timeout(exc: BaseException) -> bool:
     return getattr(original, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-def retrying(policy: LockPolicy, attempt: Callable[[], T], raw: Any, table: str | None) -> T:
+#: what a statement that never got its lock says: given (driver connection, table, policy)
+Refusal = Callable[[Any, "str | None", "LockPolicy"], str]
+
+
+def retrying(
+    policy: LockPolicy,
+    attempt: Callable[[], T],
+    raw: Any,
+    table: str | None,
+    refusal: Refusal | None = None,
+) -> T:
     """``attempt()`` until it gets its locks: again, with backoff, after a lock timeout.
 
     ``attempt`` runs its statement in a savepoint and rolls back to it when
@@ -122,12 +132,14 @@ def retrying(policy: LockPolicy, attempt: Callable[[], T], raw: Any, table: str 
             if not is_lock_timeout(exc):
                 raise
             if tries == policy.retries:
-                raise MigrationFailed(lock_refusal(raw, table, policy)) from None
+                raise MigrationFailed((refusal or lock_refusal)(raw, table, policy)) from None
             time.sleep(policy.backoff_seconds * 2**tries)
     raise AssertionError("unreachable: the last try returns or raises")
 
 
-def execute_with_retries(raw: Any, sql: str, table: str | None, policy: LockPolicy) -> None:
+def execute_with_retries(
+    raw: Any, sql: str, table: str | None, policy: LockPolicy, refusal: Refusal | None = None
+) -> None:
     """Run ``sql`` on the driver connection under ``policy`` (see :func:`retrying`)."""
 
     def attempt() -> None:
@@ -139,7 +151,7 @@ def execute_with_retries(raw: Any, sql: str, table: str | None, policy: LockPoli
             raise
         raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
-    retrying(policy, attempt, raw, table)
+    retrying(policy, attempt, raw, table, refusal)
 
 
 _HOLDERS = """
@@ -190,3 +202,13 @@ def wait_for_advisory_lock(connection: sa.Connection, key: int, *, transaction: 
     function = "pg_try_advisory_xact_lock" if transaction else "pg_try_advisory_lock"
     while not connection.exec_driver_sql(f"SELECT {function}({key})").scalar():
         time.sleep(0.2)
+
+
+def lock_wait_note(raw: Any, table: str | None, policy: LockPolicy) -> str:
+    """A lock refusal's facts, without saying what became of the run (the caller says)."""
+    holders = lock_holders(raw, table)
+    named = "; ".join(holders) if holders else "no session holds one any more"
+    return (
+        f"could not get a lock on {table or 'a table'} within lock_timeout = "
+        f"{policy.lock_timeout}, after {policy.retries + 1} tries (holding locks on it: {named})"
+    )
