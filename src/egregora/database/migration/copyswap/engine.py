@@ -14,6 +14,7 @@ it reads and refuses before the change, and how it executes a step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -41,6 +42,15 @@ from egregora.database.migration.runstate import REPORT_OPTION, current_revision
 from egregora.database.migration.sqltext import identifiers
 
 
+@dataclass(frozen=True)
+class Current:
+    """An operation, and its table and referencing tables as the database has them now."""
+
+    operation: CreateCopySwapOp
+    previous: sa.Table
+    dependents: Sequence[sa.Table]
+
+
 class Engine:
     """What differs between engines when a create_copy_swap runs."""
 
@@ -48,23 +58,11 @@ class Engine:
     #: altered where it stands (rows kept in place) rather than copied
     in_place: ClassVar[bool]
 
-    def catalog_inputs(
-        self,
-        connection: sa.Connection,
-        operation: CreateCopySwapOp,
-        previous: sa.Table,
-        dependents: Sequence[sa.Table],
-    ) -> dict[str, Any]:
+    def catalog_inputs(self, connection: sa.Connection, now: Current) -> dict[str, Any]:
         """plan_copy_swap's arguments that only the live catalog can give."""
         raise NotImplementedError
 
-    def refuse_before_change(
-        self,
-        connection: sa.Connection,
-        previous: sa.Table,
-        target: sa.Table,
-        dependents: Sequence[sa.Table],
-    ) -> None:
+    def refuse_before_change(self, connection: sa.Connection, now: Current) -> None:
         """Refuse, before any change, what would fail or break after it (nothing by default)."""
 
     def before_operation(self, connection: sa.Connection, operation: CreateCopySwapOp) -> None:
@@ -82,30 +80,18 @@ class Rebuild(Engine):
     planner = RebuildPlanner
     in_place = False
 
-    def catalog_inputs(
-        self,
-        connection: sa.Connection,
-        operation: CreateCopySwapOp,
-        previous: sa.Table,
-        dependents: Sequence[sa.Table],
-    ) -> dict[str, Any]:
+    def catalog_inputs(self, connection: sa.Connection, now: Current) -> dict[str, Any]:
         # dependents come back exactly as the catalog keeps them, now
         raw = driver(connection)
         return {
-            "stored": stored_tables(raw, [d.name for d in dependents]),
-            "kept_indexes": kept_indexes(raw, previous, operation),
+            "stored": stored_tables(raw, [d.name for d in now.dependents]),
+            "kept_indexes": kept_indexes(raw, now.previous, now.operation),
         }
 
-    def refuse_before_change(
-        self,
-        connection: sa.Connection,
-        previous: sa.Table,
-        target: sa.Table,
-        dependents: Sequence[sa.Table],
-    ) -> None:
-        raw = driver(connection)
-        refuse_breaking_readers(raw, previous, target)
-        refuse_incompatible_references(connection, target, dependents)
+    def refuse_before_change(self, connection: sa.Connection, now: Current) -> None:
+        target = now.operation.table
+        refuse_breaking_readers(driver(connection), now.previous, target)
+        refuse_incompatible_references(connection, target, now.dependents)
 
     def offline_note(self, operation: CreateCopySwapOp) -> str | None:
         if not operation.dependents:
@@ -121,16 +107,10 @@ class InPlace(Engine):
     planner = InPlacePlanner
     in_place = True
 
-    def catalog_inputs(
-        self,
-        connection: sa.Connection,
-        operation: CreateCopySwapOp,
-        previous: sa.Table,
-        dependents: Sequence[sa.Table],
-    ) -> dict[str, Any]:
+    def catalog_inputs(self, connection: sa.Connection, now: Current) -> dict[str, Any]:
         # CHECKs are matched by name; ask the server which of them keep their
         # name but not their expression
-        return {"changed_checks": changed_check_names(connection, operation.table)}
+        return {"changed_checks": changed_check_names(connection, now.operation.table)}
 
     def before_operation(self, connection: sa.Connection, operation: CreateCopySwapOp) -> None:
         """What this run deferred on the tables the operation touches runs now (afterwards.take).

@@ -23,7 +23,7 @@ from egregora.database.migration.catalog import (
     stored_tables,
     tables_and_views,
 )
-from egregora.database.migration.copyswap.engine import Engine, engine_for
+from egregora.database.migration.copyswap.engine import Current, Engine, engine_for
 from egregora.database.migration.copyswap.model import (
     QUARANTINE_SUFFIX,
     REJECTED,
@@ -144,7 +144,8 @@ def run_online(
     deferred = deferred_keys(connection)
     for parent in sorted((_parents(operation.table, dependents) & deferred) - {name}):
         rekey(connection, parent)  # DuckDB only: see rekey
-    inputs = engine.catalog_inputs(connection, operation, previous, dependents)
+    now = Current(operation, previous, dependents)
+    inputs = engine.catalog_inputs(connection, now)
 
     def plan_for(mode: str) -> CopySwapPlan:
         return plan_copy_swap(
@@ -160,7 +161,7 @@ def run_online(
         )
 
     plan = plan_for(on_violation)
-    engine.refuse_before_change(connection, previous, operation.table, dependents)
+    engine.refuse_before_change(connection, now)
     violations: list[Violation] = []
     if plan.on_violation == "fail" or report is not None:  # a dry run reports them too
         # Counted with the fail plan's rules: a quarantine plan's rules over
