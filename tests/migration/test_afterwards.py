@@ -192,3 +192,25 @@ def test_a_blocker_stops_the_finishing_which_the_next_run_completes(
     ) == [(True,)]
     assert pg_sql(pg_url, f"SELECT to_regclass('{PENDING_TABLE}')") == [(None,)]
     command.check(project.cfg(after))
+
+
+def test_take_finds_a_deferred_build_by_its_index_name_too() -> None:
+    queue = [
+        Deferred("r", "Media", 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "IX_kind" ON "Media" (k)')
+    ]
+    assert take(queue, {"ix_other"}) == []
+    assert take(queue, {"ix_kind"}) == ['CREATE INDEX IF NOT EXISTS "IX_kind" ON "Media" (k)']
+    assert queue == []
+
+
+def test_an_index_made_and_dropped_in_one_run(project: Project, pg_url: str) -> None:
+    """r2 adds an index (deferred past the commit), r3 drops it: DROP INDEX names only
+    the index, and takes the build back into the transaction first."""
+    project.generate(model(["media.kind_index"]), "r2index")
+    command.upgrade(project.cfg(model(["media.kind_index"])), "head")
+    project.generate(model(), "r3noindex")
+    command.downgrade(project.cfg(model()), "r1base")
+    command.upgrade(project.cfg(model()), "head")  # r2 and r3 in one run
+    assert pg_sql(pg_url, "SELECT count(*) FROM pg_class WHERE relname = 'ix_media_kind'") == [(0,)]
+    assert pg_sql(pg_url, f"SELECT to_regclass('{PENDING_TABLE}')") == [(None,)]
+    command.check(project.cfg(model()))

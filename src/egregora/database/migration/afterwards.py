@@ -71,6 +71,12 @@ class Deferred:
     table: str
     sql: str
 
+    def names(self) -> set[str]:
+        """The table, and the index a deferred build makes (``DROP INDEX`` names only it)."""
+        built = _CONCURRENT_INDEX.match(self.sql)
+        index = built.group(1).strip('"').replace('""', '"') if built else None
+        return {self.table.lower(), *([index.lower()] if index else [])}
+
     def in_transaction(self) -> str:
         """The same statement as it runs inside the migration's transaction."""
         return _CONCURRENTLY.sub(" ", self.sql, 1)
@@ -121,10 +127,10 @@ def take(queue: list[Deferred] | None, tables: Iterable[str]) -> list[str]:
     """
     if not queue or _OWN_STATEMENTS.get():
         return []
-    wanted = set(tables)
-    taken = [d.in_transaction() for d in queue if d.table in wanted]
-    queue[:] = [d for d in queue if d.table not in wanted]
-    return taken
+    wanted = {name.lower() for name in tables}  # a statement's names, as identifiers() folds them
+    taken = [d for d in queue if wanted & d.names()]
+    queue[:] = [d for d in queue if d not in taken]
+    return [d.in_transaction() for d in taken]
 
 
 def record(connection: sa.Connection, queue: list[Deferred]) -> None:
