@@ -57,6 +57,8 @@ log = logging.getLogger("alembic.egregora.afterwards")
 #: connection.info (online) and migration-context option (offline): the run's queue
 AFTER_COMMIT = "egregora_after_commit"
 PENDING_TABLE = "egregora_pending"
+#: a statement finished after the commit that took this long gets a log line of its own
+SLOW_SECONDS = 0.5
 _CONCURRENT_INDEX = re.compile(
     r"^CREATE (?:UNIQUE )?INDEX CONCURRENTLY IF NOT EXISTS (\"(?:[^\"]|\"\")+\"|\w+) ON",
     re.IGNORECASE,
@@ -177,14 +179,23 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
             items = pending(auto)  # another deploy may have finished them meanwhile
             auto.exec_driver_sql(f"SET lock_timeout = '{policy.lock_timeout}'")
             auto.exec_driver_sql(f"SET {ONE_CORE} = 0")  # see LockPolicy.apply
+            began = time.perf_counter()
             for index, (position, item) in enumerate(items):
                 started = time.perf_counter()
                 try:
                     _run(auto, raw, item, position, policy)
                 except Exception as exc:
                     raise MigrationFailed(_failure(item, exc, items[index:])) from None
-                log.info("finished %s (%.2f s)", _head(item.sql), time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                if seconds >= SLOW_SECONDS:  # the long ones, as they end; the rest in the total
+                    log.info("after the commit: %s (%.1f s)", _head(item.sql), seconds)
             auto.exec_driver_sql(f"DROP TABLE {PENDING_TABLE}")  # all done: no trace left
+            log.info(
+                "after the commit: %d statements, without blocking the application "
+                "(VALIDATE, CREATE INDEX CONCURRENTLY, SET NOT NULL), %.2f s",
+                len(items),
+                time.perf_counter() - began,
+            )
         finally:
             auto.exec_driver_sql("RESET lock_timeout")
             auto.exec_driver_sql(f"RESET {ONE_CORE}")
