@@ -89,8 +89,8 @@ _RULES: tuple[tuple[str, LockEffect], ...] = (
         r"^ALTER TABLE .* ALTER COLUMN .* SET NOT NULL",
         LockEffect(
             ACCESS_EXCLUSIVE,
-            "catalog only when a validated CHECK (col IS NOT NULL) proves it, as this "
-            "project adds first; else scans the table",
+            "catalog only after a validated CHECK (col IS NOT NULL), which this project "
+            "adds first (else it scans the table)",
             False,
         ),
     ),
@@ -122,11 +122,26 @@ def lock_of(sql: str) -> LockEffect | None:
 
 
 def note(report: RunReport | None, revision: str, sql: str, *, after_commit: bool = False) -> None:
-    """Add ``sql``'s lock to the run's report (dry runs and ``-x report=``), if it takes one."""
-    if report is None:
+    """Add ``sql``'s lock to the run's report (dry runs and ``-x report=``), if it takes one
+    on a table the application uses."""
+    if report is None or _bookkeeping(sql):
         return
     effect = lock_of(sql)
     if effect is not None:
         report.locks.append(
             LockReport(revision, sql, effect.lock, effect.does, effect.blocks, after_commit)
         )
+
+
+def _bookkeeping(sql: str) -> bool:
+    """Whether the table ``sql`` works on is the run's own (``__ccs_*``, ``*_quarantine``)."""
+    target = re.match(
+        r"\s*(?:INSERT INTO|DELETE FROM|UPDATE|ALTER TABLE|DROP TABLE|CREATE TABLE"
+        r"(?: IF NOT EXISTS)?|CREATE TEMPORARY TABLE)\s+(\"(?:[^\"]|\"\")+\"|\w+)",
+        sql,
+        re.IGNORECASE,
+    )
+    if target is None:
+        return False
+    name = target.group(1).strip('"').lower()
+    return name.startswith("__ccs_") or name.endswith("_quarantine") or name.endswith("__ccs_new")
