@@ -51,6 +51,7 @@ from egregora.database.migration.locks import (
     retrying,
     wait_for_advisory_lock,
 )
+from egregora.database.migration.report import plural
 
 log = logging.getLogger("alembic.egregora.afterwards")
 
@@ -191,9 +192,8 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
                     log.info("after the commit: %s (%.1f s)", _head(item.sql), seconds)
             auto.exec_driver_sql(f"DROP TABLE {PENDING_TABLE}")  # all done: no trace left
             log.info(
-                "after the commit: %d statements, without blocking the application "
-                "(VALIDATE, CREATE INDEX CONCURRENTLY, SET NOT NULL), %.2f s",
-                len(items),
+                "after the commit: %s, each on its own, without blocking the application, %.2f s",
+                plural(len(items), "statement"),
                 time.perf_counter() - began,
             )
         finally:
