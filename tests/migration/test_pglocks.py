@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from alembic import command
-from egregora.database.migration.pglocks import lock_of
+from egregora.database.migration.pglocks import lock_of, note
+from egregora.database.migration.report import RunReport
 
 from ..test_everyday_loop import SEED, Project, execute, model
 
@@ -79,3 +80,20 @@ def test_a_new_check_takes_its_exclusive_lock_for_the_catalog_only(
     assert "BLOCKS" not in revision and "BLOCKS" not in report, report
     assert "NOT VALID: ACCESS EXCLUSIVE, catalog only" in report
     assert "VALIDATE CONSTRAINT chk_media_size: SHARE UPDATE EXCLUSIVE, scans the table" in report
+
+
+def test_rows_written_under_an_earlier_exclusive_lock_block() -> None:
+    """A fill after ADD COLUMN asks for ROW EXCLUSIVE, but the transaction already holds
+    ACCESS EXCLUSIVE on the table: the application waits for every row it writes."""
+    report = RunReport(dry_run=True, on_violation="fail")
+    note(report, "r1 upgrade", "UPDATE t SET a = 1")  # nothing held yet
+    note(report, "r1 upgrade", "ALTER TABLE t ADD COLUMN b INTEGER")
+    note(report, "r1 upgrade", 'UPDATE "t" SET b = a + 1')
+    note(report, "r1 upgrade", "UPDATE u SET a = 1")  # another table
+    note(report, "r1 upgrade", "INSERT INTO t_quarantine SELECT 1")  # our bookkeeping
+    assert [(k.statement.split()[1], k.lock, k.blocks) for k in report.locks] == [
+        ("t", "ROW EXCLUSIVE", False),
+        ("TABLE", "ACCESS EXCLUSIVE", False),
+        ('"t"', "ACCESS EXCLUSIVE", True),
+        ("u", "ROW EXCLUSIVE", False),
+    ]

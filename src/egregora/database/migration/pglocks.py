@@ -123,25 +123,58 @@ def lock_of(sql: str) -> LockEffect | None:
 
 def note(report: RunReport | None, revision: str, sql: str, *, after_commit: bool = False) -> None:
     """Add ``sql``'s lock to the run's report (dry runs and ``-x report=``), if it takes one
-    on a table the application uses."""
-    if report is None or _bookkeeping(sql):
+    on a table the application uses.
+
+    Locks last until COMMIT: a statement that writes rows of a table this
+    transaction has already locked ACCESS EXCLUSIVE (an ``UPDATE`` filling a
+    column just added) keeps the application waiting for all of its rows,
+    whatever lock it asks for itself.
+    """
+    table = target_table(sql)
+    if report is None or _bookkeeping(table):
         return
     effect = lock_of(sql)
-    if effect is not None:
-        report.locks.append(
-            LockReport(revision, sql, effect.lock, effect.does, effect.blocks, after_commit)
+    if effect is None:
+        return
+    if not after_commit and effect.lock == "ROW EXCLUSIVE" and _held(report, table):
+        effect = LockEffect(
+            ACCESS_EXCLUSIVE,
+            "writes rows while the ACCESS EXCLUSIVE an earlier statement of this "
+            "transaction took is held",
+            True,
         )
-
-
-def _bookkeeping(sql: str) -> bool:
-    """Whether the table ``sql`` works on is the run's own (``__ccs_*``, ``*_quarantine``)."""
-    target = re.match(
-        r"\s*(?:INSERT INTO|DELETE FROM|UPDATE|ALTER TABLE|DROP TABLE|CREATE TABLE"
-        r"(?: IF NOT EXISTS)?|CREATE TEMPORARY TABLE)\s+(\"(?:[^\"]|\"\")+\"|\w+)",
-        sql,
-        re.IGNORECASE,
+    report.locks.append(
+        LockReport(revision, sql, effect.lock, effect.does, effect.blocks, after_commit)
     )
-    if target is None:
+
+
+def _held(report: RunReport, table: str | None) -> bool:
+    """Whether an earlier statement of the run's transaction took ACCESS EXCLUSIVE on ``table``."""
+    return table is not None and any(
+        not k.after_commit and k.lock == ACCESS_EXCLUSIVE and target_table(k.statement) == table
+        for k in report.locks
+    )
+
+
+_TARGET = re.compile(
+    r"\s*(?:INSERT INTO|DELETE FROM|UPDATE|ALTER TABLE|DROP TABLE|CREATE TABLE"
+    r"(?: IF NOT EXISTS)?|CREATE TEMPORARY TABLE)\s+(\"(?:[^\"]|\"\")+\"|\w+)",
+    re.IGNORECASE,
+)
+
+
+def target_table(sql: str) -> str | None:
+    """The table a statement writes or alters, as PostgreSQL folds its name."""
+    found = _TARGET.match(sql)
+    if found is None:
+        return None
+    name = found.group(1)
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+def _bookkeeping(table: str | None) -> bool:
+    """Whether ``table`` is the run's own (``__ccs_*``, ``*_quarantine``)."""
+    if table is None:
         return False
-    name = target.group(1).strip('"').lower()
+    name = table.lower()
     return name.startswith("__ccs_") or name.endswith("_quarantine") or name.endswith("__ccs_new")
