@@ -11,7 +11,11 @@ changes the table where it stands:
   dropped; a ``column_map`` entry that only renames becomes ``RENAME COLUMN``;
 - CHECK and FOREIGN KEY constraints are added ``NOT VALID`` and then
   validated (``VALIDATE CONSTRAINT`` scans under a weaker lock and never
-  rewrites the table); PRIMARY KEY and UNIQUE build their index.
+  rewrites the table); NOT NULL goes through such a CHECK; PRIMARY KEY and
+  UNIQUE build their index ``CONCURRENTLY`` and attach it (``USING INDEX``).
+  Those steps carry their non-blocking form in ``Step.online``, which runs
+  after the migration's commit (:mod:`...afterwards`); ``Step.sql`` is the
+  same change inside the transaction, for runs that can't defer.
 
 Constraints are matched by name, as PostgreSQL keeps them; a CHECK that
 keeps its name but changes its expression is dropped and added again when
