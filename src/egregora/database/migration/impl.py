@@ -60,14 +60,17 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
         the run deferred on a table the statement names runs first
         (afterwards.take).
         """
-        for statement in self._deferred_it_touches(construct):
-            self._run(sa.text(statement))
+        queue = self._queue()
+        report = None if self.as_sql else self.context_opts.get(REPORT_OPTION)
+        if queue or report is not None:  # both read the statement's SQL: compiled once
+            sql = self._sql(construct)
+            for statement in take(queue, identifiers(sql)):
+                note(report, current_revision(), statement)
+                self._run(sa.text(statement))
+            note(report, current_revision(), sql)
         return self._run(construct, *args, **kw)
 
     def _run(self, construct: Any, *args: Any, **kw: Any) -> Any:
-        report = self.context_opts.get(REPORT_OPTION)
-        if report is not None and not self.as_sql:
-            note(report, current_revision(), self._sql(construct))
         if self.as_sql or not isinstance(self.connection, sa.Connection):
             return super()._exec(construct, *args, **kw)  # offline: a script, no locks
         policy = self.connection.info.get(LOCK_POLICY_INFO)
@@ -100,12 +103,6 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
         if self.as_sql or not isinstance(self.connection, sa.Connection):
             return self.context_opts.get(AFTER_COMMIT)
         return self.connection.info.get(AFTER_COMMIT)
-
-    def _deferred_it_touches(self, construct: Any) -> list[str]:
-        queue = self._queue()
-        if not queue:
-            return []
-        return take(queue, identifiers(self._sql(construct)))
 
     def _sql(self, construct: Any) -> str:
         if isinstance(construct, str):

