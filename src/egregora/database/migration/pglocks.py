@@ -31,12 +31,6 @@ class LockEffect:
     #: the application's reads or writes on the table wait for the whole of ``does``
     blocks: bool
 
-    def describe(self) -> str:
-        if not self.lock:
-            return self.does
-        wait = "; the application waits for all of it" if self.blocks else ""
-        return f"{self.lock}, {self.does}{wait}"
-
 
 #: (pattern over the statement, upper-cased, whitespace folded) -> effect; first match wins
 _RULES: tuple[tuple[str, LockEffect], ...] = (

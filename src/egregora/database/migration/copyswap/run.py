@@ -40,6 +40,7 @@ from egregora.database.migration.copyswap.preflight import (
     scalar,
     violation_report,
 )
+from egregora.database.migration.copyswap.writer import literal
 from egregora.database.migration.definitions import plain_column, referred_table
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import (
@@ -387,11 +388,9 @@ def _check_previous(given: sa.Table, actual: sa.Table) -> None:
 
 
 def _rejected_count(connection: sa.Connection, raw: Any, table: str) -> int:
-    literal = sa.literal(table, sa.String()).compile(
-        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
-    )
     quoted = connection.dialect.identifier_preparer.quote(REJECTED)
-    return scalar(raw, f"SELECT count(DISTINCT rid) FROM {quoted} WHERE tbl = {literal}")
+    name = literal(connection.dialect, table)
+    return scalar(raw, f"SELECT count(DISTINCT rid) FROM {quoted} WHERE tbl = {name}")
 
 
 def _collect_quarantined(
