@@ -16,13 +16,16 @@ from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from .fidelity import catalog_picture, differences
 
 
-def apply(path: Path | str, table: sa.Table, **kw: Any) -> None:
+def apply(
+    path: Path | str, table: sa.Table, *, context_opts: dict[str, Any] | None = None, **kw: Any
+) -> None:
     """``op.create_copy_swap(table, **kw)`` in one transaction on the file (or URL) ``path``.
 
     On a DuckDB file it also holds the fidelity checker: every object but the
     rebuilt table and the quarantine tables is exactly as it was (the rows of
     referencing tables may go to quarantine, so with quarantine only their
     definitions are compared). A failed operation leaves everything as it was.
+    ``context_opts``: the migration context's options, as env.py would set them.
     """
     url = path if isinstance(path, str) else f"duckdb:///{path}"
     checked = isinstance(path, Path) and path.exists()
@@ -31,7 +34,8 @@ def apply(path: Path | str, table: sa.Table, **kw: Any) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as connection:
-            Operations(MigrationContext.configure(connection)).create_copy_swap(table, **kw)
+            context = MigrationContext.configure(connection, opts=context_opts or {})
+            Operations(context).create_copy_swap(table, **kw)
     except Exception:
         if untouched is not None:
             assert differences(untouched, _picture(path, None)) == []  # type: ignore[arg-type]

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from alembic.util import CommandError
 
 from egregora.database.migration.copyswap.model import RowPolicy
@@ -514,17 +512,6 @@ def test_extreme_values_survive_a_round_trip(db_path: Path) -> None:
     assert after["tables"]["odd"][1] == before["tables"]["odd"][1]  # type: ignore[index]
 
 
-def _rebuild_with_policy(path: Path, table: sa.Table, policy: RowPolicy | None) -> None:
-    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
-    opts = {} if policy is None else {ROW_POLICY_OPTION: policy}
-    try:
-        with engine.begin() as connection:
-            context = MigrationContext.configure(connection, opts=opts)
-            Operations(context).create_copy_swap(table, on_violation="quarantine")
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize(
     ("policy", "kept"),
     [
@@ -554,6 +541,7 @@ def test_the_duplicate_kept_is_the_callers_choice(
         sa.Column("score", sa.Integer),
         sa.Column("created_at", TZ),
     )
-    _rebuild_with_policy(path, target, policy)
+    opts = {} if policy is None else {ROW_POLICY_OPTION: policy}
+    apply(path, target, on_violation="quarantine", context_opts=opts)
     assert rows(path, "SELECT note FROM votes") == [(kept,)]
     assert rows(path, "SELECT count(*) FROM votes_quarantine") == [(2,)]
