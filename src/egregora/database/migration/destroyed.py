@@ -20,17 +20,23 @@ def record_dropped(
     revision: str,
     table: str,
     columns: Iterable[str] | None,
+    relation: str | None = None,
 ) -> None:
-    """Add to ``report`` the non-NULL values of ``columns`` of ``table`` (None: its rows)."""
+    """Add to ``report`` the non-NULL values of ``columns`` of ``table`` (None: its rows).
+
+    ``relation``: where the table's rows are read instead (a fused rebuild's
+    earlier stage, whose rows no table holds yet).
+    """
     if report is None:
         return
     quote = connection.dialect.identifier_preparer.quote
+    source = quote(table) if relation is None else f"{relation} AS s"
     if columns is None:
-        count = connection.exec_driver_sql(f"SELECT count(*) FROM {quote(table)}").scalar_one()
+        count = connection.exec_driver_sql(f"SELECT count(*) FROM {source}").scalar_one()
         report.destroyed.append(DestroyedData(revision, table, None, int(count)))
         return
     for column in columns:
         count = connection.exec_driver_sql(
-            f"SELECT count({quote(column)}) FROM {quote(table)}"
+            f"SELECT count({quote(column)}) FROM {source}"
         ).scalar_one()
         report.destroyed.append(DestroyedData(revision, table, column, int(count)))

@@ -28,7 +28,8 @@ from egregora.database.migration.autogenerate.compare import (
 from egregora.database.migration.catalog import driver
 from egregora.database.migration.config import create_engine as make_engine
 from egregora.database.migration.config import parse_url, resolve_url
-from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
+from egregora.database.migration.copyswap.model import QUARANTINE_COLUMNS, QUARANTINE_SUFFIX
+from egregora.database.migration.copyswap.pending import PendingRebuilds, holding_rebuilds
 from egregora.database.migration.copyswap.preflight import Violation, violation_report
 from egregora.database.migration.errors import (
     INTERRUPTED,
@@ -180,7 +181,9 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
         with context.begin_transaction():
             _serialize_and_allow_rewrite(connection, options)
             timer.start(connection)
-            context.run_migrations()
+            with holding_rebuilds(connection, violations, report) as pending:
+                context.run_migrations()
+                timer.finish(connection, pending)
             report.refused = [v.describe() for v in violations]
             if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone
@@ -271,49 +274,68 @@ class _RevisionTimer:
     """Alembic's on_version_apply hook: how long each revision took, what it quarantined.
 
     Quarantined rows are counted in the ``<table>_quarantine`` tables
-    themselves, so that the report matches them whoever moved the rows
-    (create_copy_swap, or a revision's own SQL such as v4e's).
+    themselves, by the revision each row is tagged with, so that the report
+    matches them whoever moved the rows (create_copy_swap, or a revision's
+    own SQL such as v4e's), and whenever (a fused rebuild moves them at the
+    end of the run, see pending.py).
     """
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
         self.last = time.perf_counter()
-        self.quarantine: dict[str, int] = {}
+        self.at_start: dict[tuple[str, str], int] = {}
 
     def start(self, connection: sa.Connection) -> None:
-        self.quarantine = quarantine_counts(connection)
+        self.at_start = quarantine_counts(connection)
         self.last = time.perf_counter()
 
     def __call__(self, *, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         now = time.perf_counter()
         revision = step.up_revision_id  # for a downgrade too: the revision undone
-        counts = quarantine_counts(ctx.connection) if ctx.connection is not None else {}
         self.report.revisions.append(
             RevisionReport(
                 revision=str(revision),
                 direction="upgrade" if step.is_upgrade else "downgrade",
                 seconds=round(now - self.last, 3),
-                quarantined={
-                    t: n - self.quarantine.get(t, 0)
-                    for t, n in counts.items()
-                    if n != self.quarantine.get(t, 0)
-                },
             )
         )
-        self.quarantine = counts
         self.last = time.perf_counter()
 
+    def finish(self, connection: sa.Connection, pending: PendingRebuilds | None) -> None:
+        """Write the run's held-back rebuilds (DuckDB), then count what each revision moved."""
+        if pending is not None:
+            started = time.perf_counter()
+            pending.write_all(connection)
+            self.report.rebuild_seconds = round(time.perf_counter() - started, 3)
+        self.count(connection)
 
-def quarantine_counts(connection: sa.Connection) -> dict[str, int]:
-    """Rows in each ``<table>_quarantine`` table."""
+    def count(self, connection: sa.Connection) -> None:
+        """Each revision's quarantined rows so far, by their tag."""
+        moved: dict[str, dict[str, int]] = {}
+        for (table, tag), n in quarantine_counts(connection).items():
+            extra = n - self.at_start.get((table, tag), 0)
+            if extra:
+                moved.setdefault(tag, {})[table] = extra
+        for entry in self.report.revisions:
+            entry.quarantined = moved.get(f"{entry.revision} {entry.direction}", {})
+
+
+def quarantine_counts(connection: sa.Connection) -> dict[tuple[str, str], int]:
+    """Rows in each ``<table>_quarantine`` table, by the revision tag they carry."""
     preparer = connection.dialect.identifier_preparer
-    return {
-        name: int(
-            connection.exec_driver_sql(f"SELECT count(*) FROM {preparer.quote(name)}").scalar_one()
-        )
-        for name in sa.inspect(connection).get_table_names()
-        if name.endswith(QUARANTINE_SUFFIX)
-    }
+    inspector = sa.inspect(connection)
+    counts: dict[tuple[str, str], int] = {}
+    for name in inspector.get_table_names():
+        if not name.endswith(QUARANTINE_SUFFIX):
+            continue
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        # a table of that name that is not ours carries no tag: counted as a whole
+        tag = preparer.quote(QUARANTINE_COLUMNS[2]) if QUARANTINE_COLUMNS[2] in columns else "''"
+        rows = connection.exec_driver_sql(
+            f"SELECT {tag}, count(*) FROM {preparer.quote(name)} GROUP BY 1"
+        ).all()
+        counts.update({(name, str(revision)): int(n) for revision, n in rows})
+    return counts
 
 
 def _show_progress(connection: sa.Connection, options: RunOptions) -> None:

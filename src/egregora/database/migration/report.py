@@ -96,6 +96,8 @@ class RunReport:
     destroyed: list[DestroyedData] = field(default_factory=list)
     #: PostgreSQL: each statement's lock, and whether it scans under it (pglocks.py)
     locks: list[LockReport] = field(default_factory=list)
+    #: DuckDB: the rebuilds held back to the end of the run, written then (pending.py)
+    rebuild_seconds: float = 0.0
 
     @property
     def totals(self) -> dict[str, float]:
@@ -108,7 +110,7 @@ class RunReport:
             if any(r.quarantined for r in self.revisions)
             else sum(t.rows_quarantined for t in self.tables),
             "indexes_built": sum(t.indexes_built for t in self.tables),
-            "seconds": round(sum(r.seconds for r in self.revisions), 3),
+            "seconds": round(sum(r.seconds for r in self.revisions) + self.rebuild_seconds, 3),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +149,11 @@ class RunReport:
                         f"      {violation.kind} {violation.name} ({violation.expression}): "
                         f"{plural(violation.rows, 'row')}, for example {samples}"
                     )
+        if self.rebuild_seconds:
+            lines.append(
+                "  rebuilds held back to the end of the run, each table written once: "
+                f"{self.rebuild_seconds:.2f} s"
+            )
         totals = self.totals
         in_place = bool(self.tables) and all(t.in_place for t in self.tables)
         indexes = plural(int(totals["indexes_built"]), "index", "indexes")

@@ -25,7 +25,6 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     NEW_SUFFIX,
-    REJECTED,
     STASH_SUFFIX,
     OnViolation,
     Rule,
@@ -136,7 +135,7 @@ class RebuildPlanner(StepPlanner):
             else:
                 steps += self.restore_steps(dependent, list(dependent.columns.keys()))
         if quarantine:
-            steps.append(Step("finish", self.name, f"DROP TABLE {self.q(REJECTED)}"))
+            steps.append(Step("finish", self.name, f"DROP TABLE {self.q(self.rejected)}"))
         return steps
 
     def new_rows(self, quarantine: bool) -> list[Step]:
@@ -144,7 +143,7 @@ class RebuildPlanner(StepPlanner):
         or into a plain stash when the table has FOREIGN KEYs."""
         name, staged = self.name, self.staged
         select = ", ".join(f"{value} AS {self.q(c)}" for c, (value, _) in self.values.items())
-        source = f"SELECT {select} FROM {self.q(name)}{self.not_rejected(name, quarantine)}"
+        source = f"SELECT {select} FROM {self.own_rows}{self.not_rejected(name, quarantine)}"
         steps = [
             Step("copy", name, f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
             for sequence in self.implicit_sequences(self.target)
@@ -225,7 +224,8 @@ class RebuildPlanner(StepPlanner):
         if not quarantine:
             return ""
         return (
-            f" WHERE {self.row_id} NOT IN (SELECT rid FROM {self.q(REJECTED)} "
+            f" WHERE {self.own_id if table == self.name else self.row_id} NOT IN "
+            f"(SELECT rid FROM {self.q(self.rejected)} "
             f"WHERE tbl = {self.literal(table)})"
         )
 

@@ -49,6 +49,8 @@ class Current:
     operation: CreateCopySwapOp
     previous: sa.Table
     dependents: Sequence[sa.Table]
+    #: index names declared by a fused rebuild's earlier stages (fusion.py)
+    known_indexes: frozenset[str] = frozenset()
 
 
 class Engine:
@@ -85,7 +87,7 @@ class Rebuild(Engine):
         raw = driver(connection)
         return {
             "stored": stored_tables(raw, [d.name for d in now.dependents]),
-            "kept_indexes": kept_indexes(raw, now.previous, now.operation),
+            "kept_indexes": kept_indexes(raw, now.previous, now.operation, now.known_indexes),
         }
 
     def refuse_before_change(self, connection: sa.Connection, now: Current) -> None:
@@ -165,7 +167,12 @@ def engine_for(dialect_name: str) -> Engine:
     return engine
 
 
-def kept_indexes(raw: Any, previous: sa.Table, operation: CreateCopySwapOp) -> list[str]:
+def kept_indexes(
+    raw: Any,
+    previous: sa.Table,
+    operation: CreateCopySwapOp,
+    declared: frozenset[str] = frozenset(),
+) -> list[str]:
     """CREATE INDEX of the table's indexes that neither definition knows: kept as they are.
 
     A user's or another store's index on the table must survive the rebuild
@@ -175,7 +182,7 @@ def kept_indexes(raw: Any, previous: sa.Table, operation: CreateCopySwapOp) -> l
     the rebuild drops is refused before any change, as a view or macro is.
     """
     target = operation.table
-    known = {str(index.name) for index in target.indexes}
+    known = {str(index.name) for index in target.indexes} | declared
     if operation.previous is not None:
         known |= {str(index.name) for index in operation.previous.indexes}
     dropped = set(previous.columns.keys()) - set(target.columns.keys())

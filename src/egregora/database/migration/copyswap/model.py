@@ -23,6 +23,7 @@ ON_VIOLATION_CHOICES: tuple[str, ...] = ("fail", "quarantine")
 QUARANTINE_SUFFIX = "_quarantine"
 REJECTED = "__ccs_rejected"  # temporary: (table, row id, reason) of rows to quarantine
 ROW_ID = "__ccs_rid"
+STAGE_ID = "__ccs_sid"  # a fused stage's output: the row id it carries (fusion.py)
 NEW_SUFFIX = "__ccs_new"
 STASH_SUFFIX = "__ccs_stash"
 SAMPLE_SIZE = 5

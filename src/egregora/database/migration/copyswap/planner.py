@@ -10,17 +10,20 @@ serves online runs, offline ``--sql`` scripts, dry runs and tests.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.engine import engine_for
 from egregora.database.migration.copyswap.model import (
+    REJECTED,
     ColumnMapValue,
     CopySwapPlan,
     OnViolation,
     RowPolicy,
 )
+from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.copyswap.validate import validate
 
 
@@ -38,6 +41,9 @@ def plan_copy_swap(
     stored: Mapping[str, StoredTable] | None = None,
     kept_indexes: Sequence[str] = (),
     policy: RowPolicy | None = None,
+    origin: str | None = None,
+    rejected: str = REJECTED,
+    parents: Mapping[str, str] | None = None,
 ) -> CopySwapPlan:
     """Plan the change of ``previous`` into ``target``. Pure: no database access.
 
@@ -56,21 +62,24 @@ def plan_copy_swap(
     INDEX statements of indexes the table has but the target does not define
     (a user's, another store's): rebuilt as they were (a rebuild only; in
     place they stay). ``policy``: the caller's choices about rows (RowPolicy).
+    ``origin``, ``rejected`` and ``parents``: a stage of a fused rebuild
+    (see RulePlanner and fusion.py).
     """
-    planner_class = engine_for(dialect.name).planner
-    validate(previous, target, column_map or {}, dependents, on_violation)
-    planner_class.check_limits(previous, target, dependents)
-    planner = planner_class(
-        dialect,
+    planner = make_planner(
         previous,
         target,
-        dict(column_map or {}),
-        list(dependents),
+        dialect=dialect,
+        column_map=column_map,
+        dependents=dependents,
+        on_violation=on_violation,
         changed_checks=changed_checks,
         policy=policy,
         stored=stored,
         kept_indexes=kept_indexes,
         inline_keys=inline_keys,
+        origin=origin,
+        rejected=rejected,
+        parents=parents,
     )
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
     rules = planner.target_rules() + planner.dependent_rules(mode)
@@ -85,3 +94,23 @@ def plan_copy_swap(
         count_sql={t: f"SELECT count(*) FROM {planner.q(t)}" for t in tables},
         deferred_keys=planner.deferred_keys(),
     )
+
+
+def make_planner(
+    previous: sa.Table,
+    target: sa.Table,
+    *,
+    dialect: sa.Dialect,
+    column_map: Mapping[str, ColumnMapValue] | None = None,
+    dependents: Sequence[sa.Table] = (),
+    on_violation: str = "fail",
+    **kw: Any,
+) -> StepPlanner:
+    """The engine's planner for the change, after the checks every plan passes first.
+
+    ``kw``: the planner's keyword arguments (see :func:`plan_copy_swap`).
+    """
+    planner_class = engine_for(dialect.name).planner
+    validate(previous, target, column_map or {}, dependents, on_violation)
+    planner_class.check_limits(previous, target, dependents)
+    return planner_class(dialect, previous, target, dict(column_map or {}), list(dependents), **kw)

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
 from egregora.database.migration.afterwards import concurrently
-from egregora.database.migration.copyswap.model import REJECTED, OnViolation, Phase, Rule, Step
+from egregora.database.migration.copyswap.model import OnViolation, Phase, Rule, Step
 from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import (
     fk_name,
@@ -84,13 +84,13 @@ class InPlacePlanner(StepPlanner):
                         "move",
                         table.name,
                         f"DELETE FROM {self.q(table.name)} WHERE {self.row_id} IN "
-                        f"(SELECT rid FROM {self.q(REJECTED)} "
+                        f"(SELECT rid FROM {self.q(self.rejected)} "
                         f"WHERE tbl = {self.literal(table.name)})",
                     )
                 )
         steps += self.alter_steps()
         if quarantine:
-            steps.append(Step("finish", self.name, f"DROP TABLE {self.q(REJECTED)}"))
+            steps.append(Step("finish", self.name, f"DROP TABLE {self.q(self.rejected)}"))
         return steps
 
     # -- the ALTER statements ---------------------------------------------------

@@ -11,7 +11,7 @@ engine tells rows apart (``row_id``) and whether it can try a conversion
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from egregora.database.migration.copyswap.model import (
     REJECTED,
     ROW_ID,
     SAMPLE_SIZE,
+    STAGE_ID,
     ColumnMapValue,
     OnViolation,
     RowPolicy,
@@ -61,8 +62,22 @@ class RulePlanner(SqlWriter):
         *,
         changed_checks: Iterable[str] = (),
         policy: RowPolicy | None = None,
+        origin: str | None = None,
+        rejected: str = REJECTED,
+        parents: Mapping[str, str] | None = None,
     ) -> None:
+        """``origin``, ``rejected`` and ``parents`` serve fused rebuilds (fusion.py).
+
+        ``origin``: a relation holding the table's rows as an earlier stage
+        of the run leaves them, each with its row id in ``STAGE_ID``, read
+        instead of the table; ``rejected``: the table this plan's rejected
+        rows go to; ``parents``: relations read instead of referenced tables
+        whose rows the run has not written yet.
+        """
         super().__init__(dialect)
+        self.origin = origin
+        self.rejected = rejected
+        self.parents = dict(parents or {})
         self.previous = previous
         self.target = target
         self.name = target.name
@@ -102,7 +117,13 @@ class RulePlanner(SqlWriter):
         ``safe`` wraps conversions in TRY(...), so that a failed cast reads as
         NULL here and is reported by its own rule instead of aborting.
         """
-        items = [f"{self.row_id} AS {self.q(ROW_ID)}"]
+        items = [f"{self.own_id} AS {self.q(ROW_ID)}"]
+        items += self.target_values(safe)
+        return f"(SELECT {', '.join(items)} FROM {self.own_rows})"
+
+    def target_values(self, safe: bool) -> list[str]:
+        """``value AS column`` for every target column, as the new table will hold it."""
+        items = []
         for column in self.target.columns:
             if column.name in self.values:
                 value, converted = self.values[column.name]
@@ -112,7 +133,25 @@ class RulePlanner(SqlWriter):
             else:  # a new column: what the copy will give it, its default or NULL
                 value = self.new_column_value(column)
             items.append(f"{value} AS {self.q(column.name)}")
-        return f"(SELECT {', '.join(items)} FROM {self.q(self.name)})"
+        return items
+
+    @property
+    def own_rows(self) -> str:
+        """Where the table's rows are read: the table, or an earlier stage's output."""
+        return self.q(self.name) if self.origin is None else self.origin
+
+    @property
+    def own_id(self) -> str:
+        """The row id of ``own_rows``."""
+        return self.row_id if self.origin is None else self.q(STAGE_ID)
+
+    def stage_output(self) -> str:
+        """The rows this plan would write, with their row id, for a later stage to read."""
+        items = [f"{self.own_id} AS {self.q(STAGE_ID)}", *self.target_values(safe=False)]
+        return (
+            f"(SELECT {', '.join(items)} FROM {self.own_rows} WHERE {self.own_id} NOT IN "
+            f"(SELECT rid FROM {self.q(self.rejected)} WHERE tbl = {self.literal(self.name)}))"
+        )
 
     def new_column_value(self, column: sa.Column[object]) -> str:
         """A new column's value in the rows being judged: its server default, else NULL.
@@ -128,10 +167,12 @@ class RulePlanner(SqlWriter):
     def survivors(self, table: str, relation: str) -> str:
         return (
             f"(SELECT * FROM {relation} AS s WHERE s.{self.q(ROW_ID)} NOT IN "
-            f"(SELECT rid FROM {self.q(REJECTED)} WHERE tbl = {self.literal(table)}))"
+            f"(SELECT rid FROM {self.q(self.rejected)} WHERE tbl = {self.literal(table)}))"
         )
 
     def rows_of(self, table: str) -> str:
+        if table == self.name and self.origin is not None:
+            return f"(SELECT {self.own_id} AS {self.q(ROW_ID)}, * FROM {self.origin})"
         return f"(SELECT {self.row_id} AS {self.q(ROW_ID)}, * FROM {self.q(table)})"
 
     def final_target(self) -> str:
@@ -210,7 +251,7 @@ class RulePlanner(SqlWriter):
         for fk in self.target.foreign_key_constraints:
             if untouched and fk_signature(fk) in old_fks:
                 continue
-            parent = f"(SELECT * FROM {self.q(referred_table(fk))})"
+            parent = self.parent_rows(referred_table(fk))
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))
         return rules
 
@@ -225,6 +266,10 @@ class RulePlanner(SqlWriter):
             for kind, name, columns in keys
             if not (untouched and tuple(columns) in old_keys)
         ]
+
+    def parent_rows(self, name: str) -> str:
+        """A referenced table's rows: the table, or what the run will make of it."""
+        return self.parents.get(name, f"(SELECT * FROM {self.q(name)})")
 
     def dependent_rules(self, mode: OnViolation) -> list[Rule]:
         """Rows of referencing tables left without a parent by the change."""
@@ -274,7 +319,7 @@ class RulePlanner(SqlWriter):
                     f"ORDER BY {self.cols(keys)} LIMIT {SAMPLE_SIZE}"
                 ),
                 reject_sql=(
-                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"INSERT INTO {self.q(self.rejected)} SELECT {self.literal(table)}, "
                     f"s.{self.q(ROW_ID)}, {reason} FROM {relation} AS s WHERE {predicate}"
                 ),
             )
@@ -311,7 +356,7 @@ class RulePlanner(SqlWriter):
                     f"HAVING count(*) > 1 ORDER BY {cols} LIMIT {SAMPLE_SIZE}"
                 ),
                 reject_sql=(
-                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"INSERT INTO {self.q(self.rejected)} SELECT {self.literal(table)}, "
                     f"s.{self.q(ROW_ID)}, {reason} FROM "
                     f"{ranked.format(rel=self.survivors(table, relation))} AS s "
                     "WHERE __ccs_rank > 1"
@@ -364,7 +409,7 @@ class RulePlanner(SqlWriter):
                     f"ORDER BY {keys} LIMIT {SAMPLE_SIZE}"
                 ),
                 reject_sql=(
-                    f"INSERT INTO {self.q(REJECTED)} SELECT {self.literal(table)}, "
+                    f"INSERT INTO {self.q(self.rejected)} SELECT {self.literal(table)}, "
                     f"s.{self.q(ROW_ID)}, {reason} FROM {self.survivors(table, relation)} AS s "
                     f"WHERE {orphan(final_parent)}"
                 ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,8 +129,12 @@ def run_online(
     collector: list[Violation] | None = None,
     report: RunReport | None = None,
     policy: RowPolicy | None = None,
+    inline_keys: bool = False,
 ) -> list[TableOutcome]:
     """Plan against the live database, preflight, run, verify. Raises on refusal.
+
+    ``inline_keys``: declare the table's keys in CREATE TABLE, because a
+    rebuild later in the transaction references it (see rekey).
 
     In ``fail`` mode, violations raise at once, unless a ``collector`` is
     given: then they are added to it and the change goes on as if
@@ -141,9 +145,9 @@ def run_online(
     engine = engine_for(connection.dialect.name)
     name = operation.table.name
     engine.before_operation(connection, operation)
-    previous, dependents = _current_definitions(connection, operation)
+    previous, dependents = current_definitions(connection, operation)
     deferred = deferred_keys(connection)
-    for parent in sorted((_parents(operation.table, dependents) & deferred) - {name}):
+    for parent in sorted((parents_of(operation.table, dependents) & deferred) - {name}):
         rekey(connection, parent)  # DuckDB only: see rekey
     now = Current(operation, previous, dependents)
     inputs = engine.catalog_inputs(connection, now)
@@ -158,6 +162,7 @@ def run_online(
             on_violation=mode,
             revision=revision,
             policy=policy,
+            inline_keys=inline_keys,
             **inputs,
         )
 
@@ -188,7 +193,7 @@ def run_online(
     return outcomes
 
 
-def _current_definitions(
+def current_definitions(
     connection: sa.Connection, operation: CreateCopySwapOp
 ) -> tuple[sa.Table, list[sa.Table]]:
     """The table and its referencing tables as the database has them now."""
@@ -206,7 +211,7 @@ def _current_definitions(
     return previous, [reflect(connection, d) for d in referencing_closure(connection, name)]
 
 
-def _parents(target: sa.Table, dependents: Sequence[sa.Table]) -> set[str]:
+def parents_of(target: sa.Table, dependents: Sequence[sa.Table]) -> set[str]:
     return {referred_table(fk) for t in (target, *dependents) for fk in t.foreign_key_constraints}
 
 
@@ -222,9 +227,16 @@ def followers(
 
 
 def execute_plan(
-    connection: sa.Connection, plan: CopySwapPlan, *, refusing: bool = False
+    connection: sa.Connection,
+    plan: CopySwapPlan,
+    *,
+    refusing: bool = False,
+    carried: Mapping[str, int] | None = None,
 ) -> list[TableOutcome]:
     """Run every step; verify that no row went missing.
+
+    ``carried``: rows of a table that earlier stages of a fused rebuild
+    quarantined (fusedrun.py): counted as moved when the rows are checked.
 
     ``refusing``: a fail-mode run that goes on as if quarantining, to judge
     the later operations on the data they would see, and will be rolled
@@ -256,7 +268,7 @@ def execute_plan(
             outcome.rows_copied = outcome.rows_before - outcome.rows_quarantined
         else:
             outcome.rows_copied = scalar(raw, plan.count_sql[table])
-            _verify(plan, outcome)
+            _verify(plan, outcome, (carried or {}).get(table, 0))
         _log_outcome(plan, outcome, refusing, engine.in_place)
     return list(outcomes.values())
 
@@ -283,17 +295,18 @@ def _run_step(
     return time.perf_counter() - started
 
 
-def _verify(plan: CopySwapPlan, outcome: TableOutcome) -> None:
+def _verify(plan: CopySwapPlan, outcome: TableOutcome, carried: int = 0) -> None:
     """No row went missing from a rebuild (DuckDB: one writer per file, every row copied).
 
     In place (PostgreSQL) nothing is copied and the application may insert or
     delete rows while the migration runs, so counts taken at two moments
     can't be compared: there is nothing to verify.
     """
-    if outcome.rows_copied + outcome.rows_quarantined != outcome.rows_before:
+    quarantined = outcome.rows_quarantined + carried
+    if outcome.rows_copied + quarantined != outcome.rows_before:
         raise MigrationFailed(
             f"create_copy_swap on {plan.table}: {outcome.table} had {outcome.rows_before} rows, "
-            f"but {outcome.rows_copied} were copied and {outcome.rows_quarantined} "
+            f"but {outcome.rows_copied} were copied and {quarantined} "
             "quarantined. The migration was rolled back; the database is unchanged. "
             "Please report this as a bug."
         )

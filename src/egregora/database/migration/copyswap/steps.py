@@ -16,7 +16,6 @@ from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     QUARANTINE_COLUMNS,
     QUARANTINE_SUFFIX,
-    REJECTED,
     OnViolation,
     Rule,
     Step,
@@ -69,7 +68,7 @@ class StepPlanner(RulePlanner):
         return Step(
             "quarantine",
             self.name,
-            f"CREATE TEMPORARY TABLE {self.q(REJECTED)} "
+            f"CREATE TEMPORARY TABLE {self.q(self.rejected)} "
             f"(tbl VARCHAR, rid {self.row_id_type}, reason VARCHAR)",
         )
 
@@ -84,9 +83,12 @@ class StepPlanner(RulePlanner):
             f"{self.q(QUARANTINE_COLUMNS[2])} VARCHAR",
         ]
         names = [c.name for c in previous.columns] + list(QUARANTINE_COLUMNS)
+        rows, row_id = (
+            (self.own_rows, self.own_id) if name == self.name else (self.q(name), self.row_id)
+        )
         rejected = (
             f"(SELECT rid, string_agg(reason, '; ' ORDER BY reason) AS reason "
-            f"FROM {self.q(REJECTED)} WHERE tbl = {self.literal(name)} GROUP BY rid)"
+            f"FROM {self.q(self.rejected)} WHERE tbl = {self.literal(name)} GROUP BY rid)"
         )
         return [
             Step("move", name, f"CREATE TABLE IF NOT EXISTS {qname} ({', '.join(defs)})"),
@@ -104,8 +106,8 @@ class StepPlanner(RulePlanner):
                 name,
                 f"INSERT INTO {qname} ({self.cols(names)}) SELECT "
                 f"{self.cols(previous.columns.keys(), 'o.')}, r.reason, now(), "
-                f"{self.literal(revision)} FROM {self.q(name)} AS o "
-                f"JOIN {rejected} AS r ON o.{self.row_id} = r.rid",
+                f"{self.literal(revision)} FROM {rows} AS o "
+                f"JOIN {rejected} AS r ON o.{row_id} = r.rid",
             ),
         ]
 

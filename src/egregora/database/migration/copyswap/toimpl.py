@@ -11,6 +11,7 @@ from alembic.operations import Operations
 
 from egregora.database.migration.copyswap.engine import engine_for
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.copyswap.pending import record
 from egregora.database.migration.copyswap.run import run_offline, run_online
 from egregora.database.migration.errors import (
     INTERRUPTED,
@@ -42,6 +43,8 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
     collector = context.opts.get(VIOLATIONS_OPTION)
     report = context.opts.get(REPORT_OPTION)
     try:
+        if record(operations.get_bind(), operation, on_violation, revision, policy):
+            return  # written with the table's later rebuilds in this run (pending.py)
         run_online(
             operations.get_bind(), operation, on_violation, revision, collector, report, policy
         )

@@ -1,0 +1,222 @@
+"""Running a fused rebuild: the earlier stages judged in place, the last one written.
+
+:func:`run_fused` is :func:`.run.run_online` for several operations on one
+table (fusion.py plans them): each earlier stage is preflighted on the rows
+the stage before leaves, its violations collected or refused, its rejected
+rows quarantined with their stage's shape and revision; then the last stage
+runs as an ordinary plan reading the earlier stages' output. One copy, one
+swap, and a report line per operation, as if each had run alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from egregora.database.migration.catalog import driver, referencing_closure, reflect
+from egregora.database.migration.copyswap.engine import Current, engine_for
+from egregora.database.migration.copyswap.fusion import (
+    FusedPlan,
+    Stage,
+    StagePlan,
+    declared_indexes,
+    plan_fused,
+)
+from egregora.database.migration.copyswap.model import OnViolation
+from egregora.database.migration.copyswap.preflight import Violation, preflight, violation_report
+from egregora.database.migration.copyswap.run import (
+    TableOutcome,
+    deferred_keys,
+    execute_plan,
+    followers,
+    log,
+    parents_of,
+    rekey,
+    table_report,
+)
+from egregora.database.migration.destroyed import record_dropped
+from egregora.database.migration.errors import ConstraintViolations
+from egregora.database.migration.report import RunReport, plural
+
+
+def run_fused(
+    connection: sa.Connection,
+    stages: Sequence[Stage],
+    collector: list[Violation] | None = None,
+    report: RunReport | None = None,
+    *,
+    inline_keys: bool = False,
+) -> None:
+    """Run ``stages`` (one table's operations, in order) as one rebuild. Raises on refusal.
+
+    Fail mode with a ``collector`` goes on as if quarantining, as run_online
+    does, so that later stages (and operations) are judged on the rows they
+    would really see.
+    """
+    engine = engine_for(connection.dialect.name)
+    name = stages[0].table
+    dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
+    last = stages[-1].operation
+    for parent in sorted((parents_of(last.table, dependents) & deferred_keys(connection)) - {name}):
+        rekey(connection, parent)
+    now = Current(last, stages[0].previous, dependents, declared_indexes(stages))
+    engine.refuse_before_change(connection, now)
+    inputs = engine.catalog_inputs(connection, now)
+
+    def plan_for(mode: OnViolation) -> FusedPlan:
+        staged = [dataclasses.replace(s, on_violation=mode) for s in stages]
+        return plan_fused(
+            staged,
+            dialect=connection.dialect,
+            dependents=dependents,
+            inline_keys=inline_keys,
+            **inputs,
+        )
+
+    mode = stages[-1].on_violation
+    plan = plan_for(mode)
+    raw = driver(connection)
+    base_rows = _count(raw, connection, name)
+    run = _Judged(connection, raw, collector, report, mode)
+    for stage_plan in plan.stages:
+        run.earlier_stage(stage_plan, base_rows)
+    _final_stage(run, plan, plan_for, base_rows)
+    for sql in plan.cleanup:
+        raw.execute(sql)
+    deferred_keys(connection).update(plan.final.deferred_keys)
+
+
+class _Judged:
+    """What a fused run has judged so far: refusals, and rows each stage removed."""
+
+    def __init__(
+        self,
+        connection: sa.Connection,
+        raw: Any,
+        collector: list[Violation] | None,
+        report: RunReport | None,
+        mode: OnViolation,
+    ) -> None:
+        self.connection = connection
+        self.raw = raw
+        self.collector = collector
+        self.report = report
+        self.mode = mode
+        self.refusing = False
+        self.removed = 0  # rows earlier stages took out of the table
+
+    def found(self, violations: list[Violation]) -> None:
+        """Fail mode: refuse now, or collect and go on as if quarantining."""
+        if not violations or self.mode != "fail":
+            return
+        if self.collector is None:
+            raise ConstraintViolations(violation_report(violations))
+        self.collector.extend(violations)
+        self.refusing = True
+
+    def earlier_stage(self, plan: StagePlan, base_rows: int) -> None:
+        stage = plan.stage
+        started = time.perf_counter()
+        record_dropped(
+            self.connection,
+            self.report,
+            stage.revision,
+            stage.table,
+            stage.dropped_columns(),
+            relation=plan.input,
+        )
+        self.raw.execute(plan.create_rejected)
+        violations = preflight(self.raw, plan.rules, stage.revision)
+        self.found(violations)
+        outcome = TableOutcome(stage.table, rows_before=base_rows - self.removed)
+        if violations:
+            for rule in plan.rules:
+                self.raw.execute(rule.reject_sql)
+            quoted = self.connection.dialect.identifier_preparer.quote(plan.rejected)
+            quarantined, reasons = _rejected(self.raw, quoted)
+            outcome.rows_quarantined, outcome.reasons = quarantined, reasons
+            if quarantined:
+                for step in plan.moves:
+                    self.raw.execute(step.sql)
+        outcome.rows_copied = outcome.rows_before - outcome.rows_quarantined
+        outcome.seconds = time.perf_counter() - started
+        self.removed += outcome.rows_quarantined
+        self.log(stage, outcome)
+        if self.report is not None:
+            self.report.tables.append(table_report(stage.revision, outcome, violations, False))
+
+    def log(self, stage: Stage, outcome: TableOutcome) -> None:
+        n = outcome.rows_quarantined
+        if self.refusing:
+            what = "violates" if n == 1 else "violate"
+            log.info(
+                "create_copy_swap %s [%s]: %s %s the new rules (the run will be refused)",
+                stage.table,
+                stage.revision,
+                plural(n, "row"),
+                what,
+            )
+            return
+        log.info(
+            "create_copy_swap %s [%s]: judged, %d quarantined; written with the run's "
+            "next rebuild of the table",
+            stage.table,
+            stage.revision,
+            n,
+        )
+
+
+def _final_stage(
+    run: _Judged, plan: FusedPlan, plan_for: Any, base_rows: int
+) -> list[TableOutcome]:
+    """The last stage: an ordinary plan whose rows come from the stages before."""
+    stage = plan.final_stage
+    final = plan.final
+    violations: list[Violation] = []
+    if final.on_violation == "fail" or run.report is not None:
+        checked = final if final.on_violation == "fail" else plan_for("fail").final
+        violations = preflight(run.raw, checked.rules, stage.revision)
+    record_dropped(
+        run.connection,
+        run.report,
+        stage.revision,
+        stage.table,
+        stage.dropped_columns(),
+        relation=plan.stages[-1].output if plan.stages else None,
+    )
+    run.found(violations)
+    if run.refusing and final.on_violation == "fail":
+        final = plan_for("quarantine").final
+    outcomes = execute_plan(
+        run.connection, final, refusing=run.refusing, carried={plan.table: run.removed}
+    )
+    if run.refusing and run.collector is not None:
+        run.collector.extend(followers(final, outcomes, stage.revision))
+    if run.report is not None:
+        for outcome in outcomes:
+            if outcome.table == plan.table:
+                outcome.rows_before -= run.removed
+            run.report.tables.append(table_report(stage.revision, outcome, violations, False))
+    return outcomes
+
+
+def _count(raw: Any, connection: sa.Connection, table: str) -> int:
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    row = raw.execute(f"SELECT count(*) FROM {quoted}").fetchone()
+    return int(row[0])
+
+
+def _rejected(raw: Any, quoted: str) -> tuple[int, dict[str, int]]:
+    """Rows a stage rejected (its table, quoted), and how many times each kind of rule did."""
+    (count,) = raw.execute(f"SELECT count(DISTINCT rid) FROM {quoted}").fetchone()
+    reasons = {
+        str(reason): int(n)
+        for reason, n in raw.execute(
+            f"SELECT split_part(reason, ':', 1), count(*) FROM {quoted} GROUP BY 1"
+        ).fetchall()
+    }
+    return int(count), reasons

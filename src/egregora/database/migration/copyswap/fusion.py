@@ -1,0 +1,210 @@
+"""Fusing a run's consecutive rebuilds of one table into one: a pure plan, no database.
+
+In one ``alembic upgrade`` a table may be rebuilt by several revisions (V3 to
+V4 rebuilds journals, profiles, media and annotations twice each). On DuckDB
+each rebuild writes the whole table again; fused, it is written once:
+
+- Each operation is a :class:`Stage`. Stage *k* reads the rows as stage
+  *k-1* leaves them: a relation (``RulePlanner.stage_output``) over the
+  table, never a copy, carrying each row's id (``STAGE_ID``).
+- Every stage but the last judges its rows with its own rules and records
+  the rows it rejects in a temporary table of its own; its quarantined rows
+  keep the shape they had at that stage and the stage's revision tag, as if
+  the revisions had run one by one.
+- The last stage is an ordinary plan whose rows come from the stage before
+  (``origin``): one copy, one swap, keys and indexes built once.
+
+Which operations may be fused, and when a run must write what it has
+(barriers), is decided at run time (:mod:`.pending`); this module only plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from egregora.database.migration.catalog import StoredTable
+from egregora.database.migration.copyswap.model import (
+    REJECTED,
+    CopySwapPlan,
+    OnViolation,
+    RowPolicy,
+    Rule,
+    Step,
+)
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.copyswap.planner import make_planner, plan_copy_swap
+from egregora.database.migration.definitions import plain_column
+from egregora.database.migration.sequences import implicit_sequence
+
+#: default expressions whose value differs each time they are read: a stage
+#: that fills a new column with one can't be read again by a later stage
+VOLATILE = ("nextval", "random", "uuid", "gen_random")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One create_copy_swap of a run, waiting to be written with the table's others."""
+
+    operation: CreateCopySwapOp
+    revision: str
+    on_violation: OnViolation
+    policy: RowPolicy | None
+    #: the table as this stage finds it: reflected for the first stage, the
+    #: previous stage's target after that
+    previous: sa.Table
+
+    @property
+    def table(self) -> str:
+        return self.operation.table.name
+
+    def dropped_columns(self) -> list[str]:
+        """Columns of ``previous`` whose values this stage drops."""
+        kept = set(self.operation.table.columns.keys())
+        kept |= {plain_column(v) or "" for v in self.operation.column_map.values()}
+        return [c for c in self.previous.columns.keys() if c not in kept]  # noqa: SIM118
+
+
+def can_follow(stage: Stage, operation: CreateCopySwapOp, on_violation: OnViolation) -> bool:
+    """Whether ``operation`` can read ``stage``'s output instead of a written table.
+
+    Not when the modes differ (one plan has one), nor when ``stage`` fills a
+    new column from a sequence or another volatile default: read twice (by
+    the later stage's rules, then by its copy) it would give other values
+    than one write gives.
+    """
+    if on_violation != stage.on_violation:
+        return False
+    old = set(stage.previous.columns.keys())
+    mapped = set(stage.operation.column_map)
+    for column in stage.operation.table.columns:
+        if column.name in old or column.name in mapped or column.computed is not None:
+            continue
+        if implicit_sequence(column):
+            return False
+        default = column.server_default
+        if isinstance(default, sa.DefaultClause):
+            text = str(getattr(default.arg, "text", default.arg)).lower()
+            if any(word in text for word in VOLATILE):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """An earlier stage: its rules, where its rejected rows go, what it passes on."""
+
+    stage: Stage
+    rules: tuple[Rule, ...]
+    rejected: str  # temporary table: (tbl, rid, reason) of the rows this stage rejects
+    create_rejected: str
+    #: the rejected rows to <table>_quarantine: in quarantine mode, or in a
+    #: refused run that goes on to judge later operations (see run_online)
+    moves: tuple[Step, ...]
+    output: str  # the rows it leaves, for the next stage to read
+    input: str  # the rows it reads (the table, or the stage before's output)
+
+
+@dataclass(frozen=True)
+class FusedPlan:
+    """A table's stages: the earlier ones judged in place, the last one written."""
+
+    table: str
+    stages: tuple[StagePlan, ...]
+    final: CopySwapPlan
+    final_stage: Stage
+    cleanup: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        lines = [f"-- fused rebuild of {self.table}: {len(self.stages) + 1} operations"]
+        for plan in self.stages:
+            lines.append(f"-- stage {plan.stage.revision}: read, not written")
+            lines += [f"-- rule: {rule.reason}" for rule in plan.rules]
+            lines.append(f"{plan.create_rejected};")
+            lines += [f"{rule.reject_sql};" for rule in plan.rules]
+            if plan.stage.on_violation == "quarantine":
+                lines += [f"{step.sql};" for step in plan.moves]
+        lines.append(f"-- stage {self.final_stage.revision}: written")
+        lines.append(str(self.final))
+        lines += [f"{sql};" for sql in self.cleanup]
+        return "\n".join(lines)
+
+
+def declared_indexes(stages: Sequence[Stage]) -> frozenset[str]:
+    """Index names any stage declares: the table's others are kept as they are."""
+    names: set[str] = set()
+    for stage in stages:
+        for table in (stage.operation.table, stage.operation.previous):
+            if table is not None:
+                names |= {str(index.name) for index in table.indexes}
+    return frozenset(names)
+
+
+def plan_fused(
+    stages: Sequence[Stage],
+    *,
+    dialect: sa.Dialect,
+    dependents: Sequence[sa.Table] = (),
+    stored: Mapping[str, StoredTable] | None = None,
+    kept_indexes: Sequence[str] = (),
+    inline_keys: bool = False,
+    parents: Mapping[str, str] | None = None,
+) -> FusedPlan:
+    """Plan ``stages`` (one table's, in order) as one rebuild. Pure: no database access."""
+    planned: list[StagePlan] = []
+    origin: str | None = None
+    for index, stage in enumerate(stages[:-1], start=1):
+        plan = _earlier(stage, index, origin, dialect, parents)
+        planned.append(plan)
+        origin = plan.output
+    last = stages[-1]
+    final = plan_copy_swap(
+        last.previous,
+        last.operation.table,
+        dialect=dialect,
+        column_map=last.operation.column_map,
+        dependents=dependents,
+        on_violation=last.on_violation,
+        revision=last.revision,
+        policy=last.policy,
+        inline_keys=inline_keys,
+        stored=stored,
+        kept_indexes=kept_indexes,
+        origin=origin,
+        parents=parents,
+    )
+    preparer = dialect.identifier_preparer
+    cleanup = tuple(f"DROP TABLE {preparer.quote(p.rejected)}" for p in planned)
+    return FusedPlan(last.table, tuple(planned), final, last, cleanup)
+
+
+def _earlier(
+    stage: Stage,
+    index: int,
+    origin: str | None,
+    dialect: sa.Dialect,
+    parents: Mapping[str, str] | None,
+) -> StagePlan:
+    planner = make_planner(
+        stage.previous,
+        stage.operation.table,
+        dialect=dialect,
+        column_map=stage.operation.column_map,
+        on_violation=stage.on_violation,
+        policy=stage.policy,
+        origin=origin,
+        rejected=f"{REJECTED}_{index}",
+        parents=parents,
+    )
+    moves = planner.quarantine_steps(stage.previous, stage.revision)
+    return StagePlan(
+        stage=stage,
+        rules=tuple(planner.target_rules()),
+        rejected=planner.rejected,
+        create_rejected=planner.rejected_table().sql,
+        moves=tuple(moves),
+        output=planner.stage_output(),
+        input=planner.own_rows,
+    )

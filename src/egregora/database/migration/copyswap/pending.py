@@ -1,0 +1,226 @@
+"""A run's DuckDB rebuilds, held back so that each table is written once (fusion.py).
+
+Inside ``alembic upgrade`` (environment.py installs a :class:`PendingRebuilds`
+on the connection) a DuckDB ``create_copy_swap`` is checked at once, as any
+operation is, but not run: it is recorded as a :class:`~.fusion.Stage`. A
+later rebuild of the same table becomes the next stage. What has been
+recorded is written:
+
+- before any statement that names the table (or its quarantine table): a
+  plain operation, ``op.execute``, a data migration through
+  ``op.get_bind()``, a reflection. Such a statement is a *barrier*: it must
+  see the table as the revisions before it left it;
+- before a rebuild of a table that a recorded rebuild references: the
+  reference was judged against the parent as it was then;
+- before a rebuild of a table other tables reference now: those are rebuilt
+  with it, from the catalog, so it runs at once (as before);
+- at the end of the run, before the commit, parents before children.
+
+Outside such a run (an operation run on a bare MigrationContext, offline
+``--sql``, PostgreSQL) every operation runs at once, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from egregora.database.migration.catalog import referencing_closure
+from egregora.database.migration.copyswap.fusedrun import run_fused
+from egregora.database.migration.copyswap.fusion import Stage, can_follow
+from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, OnViolation, RowPolicy
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.copyswap.planner import make_planner
+from egregora.database.migration.copyswap.preflight import Violation
+from egregora.database.migration.copyswap.run import current_definitions, run_online
+from egregora.database.migration.definitions import referred_table
+from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.report import RunReport
+from egregora.database.migration.sqltext import identifiers
+
+#: connection.info key of the run's PendingRebuilds
+PENDING_INFO = "egregora_pending_rebuilds"
+
+
+class PendingRebuilds:
+    """The recorded stages of a run, by table, in the order they were first recorded."""
+
+    def __init__(self, collector: list[Violation] | None, report: RunReport | None) -> None:
+        self.collector = collector
+        self.report = report
+        self.tables: dict[str, list[Stage]] = {}
+        self.busy = False  # our own statements are no barrier
+
+    @contextlib.contextmanager
+    def own(self) -> Iterator[None]:
+        was, self.busy = self.busy, True
+        try:
+            yield
+        finally:
+            self.busy = was
+
+    def references(self, table: str) -> set[str]:
+        """The tables a recorded table's final definition references."""
+        target = self.tables[table][-1].operation.table
+        return {referred_table(fk) for fk in target.foreign_key_constraints} - {table}
+
+    def children(self, names: Iterable[str]) -> set[str]:
+        """Recorded tables that reference any of ``names``."""
+        wanted = set(names)
+        return {t for t in self.tables if self.references(t) & wanted}
+
+    def write(self, connection: sa.Connection, names: Iterable[str]) -> None:
+        """Write the recorded tables ``names``, their recorded children, and their parents."""
+        chosen = {n for n in names if n in self.tables}
+        while True:  # children judged against what is about to change; parents they read
+            more = self.children(chosen) | {p for t in chosen for p in self.references(t)}
+            more = (more & set(self.tables)) - chosen
+            if not more:
+                break
+            chosen |= more
+        with self.own():
+            for table in self.order(chosen):
+                self.write_one(connection, table)
+
+    def order(self, chosen: set[str]) -> list[str]:
+        """Parents before children, else in the order first recorded."""
+        done: list[str] = []
+        waiting = [t for t in self.tables if t in chosen]
+        while waiting:
+            ready = [t for t in waiting if not (self.references(t) & set(waiting))]
+            table = (ready or waiting)[0]  # a cycle can't be: DuckDB refuses one
+            done.append(table)
+            waiting.remove(table)
+        return done
+
+    def write_one(self, connection: sa.Connection, table: str) -> None:
+        stages = self.tables.pop(table)
+        # keys declared in CREATE TABLE when a rebuild still to come references it
+        inline = bool(self.children([table]))
+        if len(stages) == 1:
+            stage = stages[0]
+            run_online(
+                connection,
+                stage.operation,
+                stage.on_violation,
+                stage.revision,
+                self.collector,
+                self.report,
+                stage.policy,
+                inline_keys=inline,
+            )
+            return
+        run_fused(connection, stages, self.collector, self.report, inline_keys=inline)
+
+    def write_all(self, connection: sa.Connection) -> None:
+        """The end of the run: everything recorded, before the commit."""
+        self.write(connection, list(self.tables))
+
+    def barrier(self, connection: sa.Connection, statement: str) -> None:
+        """Before ``statement`` runs: write the recorded tables it names."""
+        if self.busy or not self.tables:
+            return
+        names = identifiers(statement)
+        named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
+        if named:
+            self.write(connection, named)
+
+
+def installed(connection: sa.Connection) -> PendingRebuilds | None:
+    found = connection.info.get(PENDING_INFO)
+    return found if isinstance(found, PendingRebuilds) else None
+
+
+@contextlib.contextmanager
+def holding_rebuilds(
+    connection: sa.Connection, collector: list[Violation] | None, report: RunReport | None
+) -> Iterator[PendingRebuilds | None]:
+    """While the block runs, DuckDB rebuilds are recorded; the caller writes them at its end.
+
+    Only on DuckDB; elsewhere nothing is held (yields None).
+    """
+    if connection.dialect.name != "duckdb":
+        yield None
+        return
+    pending = PendingRebuilds(collector, report)
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        pending.barrier(connection, statement)
+
+    connection.info[PENDING_INFO] = pending
+    sa.event.listen(connection, "before_cursor_execute", before)
+    try:
+        yield pending
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", before)
+        connection.info.pop(PENDING_INFO, None)
+
+
+def record(
+    connection: sa.Connection,
+    operation: CreateCopySwapOp,
+    on_violation: str,
+    revision: str,
+    policy: RowPolicy | None,
+) -> bool:
+    """Record ``operation`` to be written later; False when it must run now.
+
+    It is checked now as it would be if it ran (the table exists, previous=
+    matches, the definition is valid), so an error still names its revision.
+    """
+    pending = installed(connection)
+    if pending is None or pending.busy:
+        return False
+    with pending.own():
+        return _record(pending, connection, operation, on_violation, revision, policy)
+
+
+def _record(
+    pending: PendingRebuilds,
+    connection: sa.Connection,
+    operation: CreateCopySwapOp,
+    on_violation: str,
+    revision: str,
+    policy: RowPolicy | None,
+) -> bool:
+    name = operation.table.name
+    mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
+    children = pending.children([name]) - {name}
+    if children:  # they were judged against this table as it is now
+        pending.write(connection, children)
+    stages = pending.tables.get(name)
+    if stages and not can_follow(stages[-1], operation, mode):
+        pending.write(connection, [name])
+        stages = None
+    if stages:
+        previous = stages[-1].operation.table
+        _check_given_previous(operation, previous)
+    else:
+        if referencing_closure(connection, name):
+            return False  # rebuilt with the tables that reference it: now
+        previous, _ = current_definitions(connection, operation)
+    make_planner(  # the checks any plan passes first; raises on an invalid operation
+        previous,
+        operation.table,
+        dialect=connection.dialect,
+        column_map=operation.column_map,
+        on_violation=on_violation,
+        policy=policy,
+    )
+    stage = Stage(operation, revision, mode, policy, previous)
+    pending.tables.setdefault(name, []).append(stage)
+    return True
+
+
+def _check_given_previous(operation: CreateCopySwapOp, previous: sa.Table) -> None:
+    given = operation.previous
+    if given is not None and set(given.columns.keys()) != set(previous.columns.keys()):
+        raise InvalidOperation(
+            f"create_copy_swap on {given.name}: previous= describes columns "
+            f"{', '.join(given.columns.keys())}, but after this run's earlier operations the "
+            f"table has {', '.join(previous.columns.keys())}. Check the revision's previous= "
+            "against the revision before it."
+        )
