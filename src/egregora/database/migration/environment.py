@@ -184,6 +184,7 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
             with holding_rebuilds(connection, violations, report) as pending:
                 context.run_migrations()
                 timer.finish(connection, pending)
+            violations.sort(key=timer.position)  # found table by table: told revision by revision
             report.refused = [v.describe() for v in violations]
             if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone
@@ -308,6 +309,11 @@ class _RevisionTimer:
             pending.write_all(connection)
             self.report.rebuild_seconds = round(time.perf_counter() - started, 3)
         self.count(connection)
+
+    def position(self, violation: Violation) -> int:
+        """Where the violation's revision came in the run (for the report's order)."""
+        tags = [f"{r.revision} {r.direction}" for r in self.report.revisions]
+        return tags.index(violation.revision) if violation.revision in tags else len(tags)
 
     def count(self, connection: sa.Connection) -> None:
         """Each revision's quarantined rows so far, by their tag."""

@@ -59,6 +59,8 @@ class Engine:
     planner: ClassVar[type[StepPlanner]]
     #: altered where it stands (rows kept in place) rather than copied
     in_place: ClassVar[bool]
+    #: a run holds its rebuilds back to write each table once (pending.py)
+    holds_rebuilds: ClassVar[bool] = False
 
     def catalog_inputs(self, connection: sa.Connection, now: Current) -> dict[str, Any]:
         """plan_copy_swap's arguments that only the live catalog can give."""
@@ -81,6 +83,8 @@ class Engine:
 class Rebuild(Engine):
     planner = RebuildPlanner
     in_place = False
+    # each rebuild writes the whole table: a run writes each table once
+    holds_rebuilds = True
 
     def catalog_inputs(self, connection: sa.Connection, now: Current) -> dict[str, Any]:
         # dependents come back exactly as the catalog keeps them, now

@@ -33,6 +33,7 @@ from egregora.database.migration.copyswap.run import (
     deferred_keys,
     execute_plan,
     followers,
+    lean,
     log,
     parents_of,
     rekey,
@@ -50,8 +51,11 @@ def run_fused(
     report: RunReport | None = None,
     *,
     inline_keys: bool = False,
+    judged: bool = False,
 ) -> None:
     """Run ``stages`` (one table's operations, in order) as one rebuild. Raises on refusal.
+
+    ``judged``: :func:`judge` found no violation already; not counted again.
 
     Fail mode with a ``collector`` goes on as if quarantining, as run_online
     does, so that later stages (and operations) are judged on the rows they
@@ -83,8 +87,8 @@ def run_fused(
     base_rows = _count(raw, connection, name)
     run = _Judged(connection, raw, collector, report, mode)
     for stage_plan in plan.stages:
-        run.earlier_stage(stage_plan, base_rows)
-    _final_stage(run, plan, plan_for, base_rows)
+        run.earlier_stage(stage_plan, base_rows, judged=judged)
+    _final_stage(run, plan, plan_for, judged)
     for sql in plan.cleanup:
         raw.execute(sql)
     deferred_keys(connection).update(plan.final.deferred_keys)
@@ -118,7 +122,13 @@ class _Judged:
         self.collector.extend(violations)
         self.refusing = True
 
-    def earlier_stage(self, plan: StagePlan, base_rows: int) -> None:
+    def earlier_stage(
+        self, plan: StagePlan, base_rows: int, *, move: bool = True, judged: bool = False
+    ) -> None:
+        """Judge a stage; reject, count and (``move``) quarantine the rows it refuses.
+
+        ``judged``: found clean already (judge): its table is created, not scanned.
+        """
         stage = plan.stage
         started = time.perf_counter()
         record_dropped(
@@ -130,7 +140,7 @@ class _Judged:
             relation=plan.input,
         )
         self.raw.execute(plan.create_rejected)
-        violations = preflight(self.raw, plan.rules, stage.revision)
+        violations = [] if judged else preflight(self.raw, plan.rules, stage.revision)
         self.found(violations)
         outcome = TableOutcome(stage.table, rows_before=base_rows - self.removed)
         if violations:
@@ -139,26 +149,26 @@ class _Judged:
             quoted = self.connection.dialect.identifier_preparer.quote(plan.rejected)
             quarantined, reasons = _rejected(self.raw, quoted)
             outcome.rows_quarantined, outcome.reasons = quarantined, reasons
-            if quarantined:
+            if quarantined and move:
                 for step in plan.moves:
                     self.raw.execute(step.sql)
         outcome.rows_copied = outcome.rows_before - outcome.rows_quarantined
         outcome.seconds = time.perf_counter() - started
         self.removed += outcome.rows_quarantined
-        self.log(stage, outcome)
+        self.log(stage, outcome, move)
         if self.report is not None:
             self.report.tables.append(table_report(stage.revision, outcome, violations, False))
 
-    def log(self, stage: Stage, outcome: TableOutcome) -> None:
+    def log(self, stage: Stage, outcome: TableOutcome, move: bool) -> None:
         n = outcome.rows_quarantined
-        if self.refusing:
-            what = "violates" if n == 1 else "violate"
+        if self.refusing or not move:
             log.info(
-                "create_copy_swap %s [%s]: %s %s the new rules (the run will be refused)",
+                "create_copy_swap %s [%s]: %s %s the new rules%s",
                 stage.table,
                 stage.revision,
                 plural(n, "row"),
-                what,
+                "violates" if n == 1 else "violate",
+                " (the run will be refused)" if self.refusing else "",
             )
             return
         log.info(
@@ -170,16 +180,35 @@ class _Judged:
         )
 
 
-def _final_stage(
-    run: _Judged, plan: FusedPlan, plan_for: Any, base_rows: int
-) -> list[TableOutcome]:
+def judge(
+    connection: sa.Connection,
+    plans: Sequence[StagePlan],
+    collector: list[Violation] | None,
+    report: RunReport | None,
+) -> bool:
+    """Scan only (fusion.plan_judged): collect the stages' violations, write nothing.
+
+    The rejected rows' ids are kept, so that later stages, and the rules of
+    tables judged after this one, read the rows the run would leave. True
+    when no stage rejects a row.
+    """
+    raw = driver(connection)
+    run = _Judged(connection, raw, collector, report, "fail")
+    row = raw.execute(f"SELECT count(*) FROM {plans[0].input} AS s").fetchone()
+    for plan in plans:
+        run.earlier_stage(plan, int(row[0]), move=False)
+    return run.removed == 0
+
+
+def _final_stage(run: _Judged, plan: FusedPlan, plan_for: Any, judged: bool) -> list[TableOutcome]:
     """The last stage: an ordinary plan whose rows come from the stages before."""
     stage = plan.final_stage
     final = plan.final
     violations: list[Violation] = []
-    if final.on_violation == "fail" or run.report is not None:
+    if not judged and (final.on_violation == "fail" or run.report is not None):
         checked = final if final.on_violation == "fail" else plan_for("fail").final
         violations = preflight(run.raw, checked.rules, stage.revision)
+        final = lean(final, checked, violations)
     record_dropped(
         run.connection,
         run.report,
@@ -189,8 +218,8 @@ def _final_stage(
         relation=plan.stages[-1].output if plan.stages else None,
     )
     run.found(violations)
-    if run.refusing and final.on_violation == "fail":
-        final = plan_for("quarantine").final
+    if violations and final.on_violation == "fail":  # collected: go on as if quarantining
+        final = lean(plan_for("quarantine").final, final, violations)
     outcomes = execute_plan(
         run.connection, final, refusing=run.refusing, carried={plan.table: run.removed}
     )

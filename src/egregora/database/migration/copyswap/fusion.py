@@ -105,6 +105,8 @@ class StagePlan:
     moves: tuple[Step, ...]
     output: str  # the rows it leaves, for the next stage to read
     input: str  # the rows it reads (the table, or the stage before's output)
+    #: the rows it leaves have the values and columns they had (only the rules change)
+    keeps_values: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def plan_fused(
     planned: list[StagePlan] = []
     origin: str | None = None
     for index, stage in enumerate(stages[:-1], start=1):
-        plan = _earlier(stage, index, origin, dialect, parents)
+        plan = _earlier(stage, f"{REJECTED}_{index}", origin, dialect, parents)
         planned.append(plan)
         origin = plan.output
     last = stages[-1]
@@ -180,9 +182,28 @@ def plan_fused(
     return FusedPlan(last.table, tuple(planned), final, last, cleanup)
 
 
+def plan_judged(
+    stages: Sequence[Stage], *, dialect: sa.Dialect, parents: Mapping[str, str] | None = None
+) -> list[StagePlan]:
+    """Every stage, the last one too, judged and not written: a refused run's scans.
+
+    Each stage's rejected rows go to a table named for the table and the
+    stage, which lives until the run ends, so that the rules of a table
+    judged later can read what this one would leave (``parents``).
+    """
+    planned: list[StagePlan] = []
+    origin: str | None = None
+    for index, stage in enumerate(stages, start=1):
+        rejected = f"{REJECTED}_{stage.table}_{index}"
+        plan = _earlier(stage, rejected, origin, dialect, parents)
+        planned.append(plan)
+        origin = plan.output
+    return planned
+
+
 def _earlier(
     stage: Stage,
-    index: int,
+    rejected: str,
     origin: str | None,
     dialect: sa.Dialect,
     parents: Mapping[str, str] | None,
@@ -195,7 +216,7 @@ def _earlier(
         on_violation=stage.on_violation,
         policy=stage.policy,
         origin=origin,
-        rejected=f"{REJECTED}_{index}",
+        rejected=rejected,
         parents=parents,
     )
     moves = planner.quarantine_steps(stage.previous, stage.revision)
@@ -207,4 +228,7 @@ def _earlier(
         moves=tuple(moves),
         output=planner.stage_output(),
         input=planner.own_rows,
+        keeps_values=not planner.changed
+        and not stage.operation.column_map
+        and list(planner.values) == list(stage.previous.columns.keys()),
     )

@@ -6,6 +6,7 @@ from :mod:`.engine`; this module decides what to run and says what happened.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -130,11 +131,16 @@ def run_online(
     report: RunReport | None = None,
     policy: RowPolicy | None = None,
     inline_keys: bool = False,
+    previous: sa.Table | None = None,
+    judged: bool = False,
 ) -> list[TableOutcome]:
     """Plan against the live database, preflight, run, verify. Raises on refusal.
 
     ``inline_keys``: declare the table's keys in CREATE TABLE, because a
     rebuild later in the transaction references it (see rekey).
+    ``previous``: the table as reflected already (pending.py), when nothing
+    has touched it since. ``judged``: a scan found no violation already
+    (fusedrun.judge): not counted again.
 
     In ``fail`` mode, violations raise at once, unless a ``collector`` is
     given: then they are added to it and the change goes on as if
@@ -145,7 +151,10 @@ def run_online(
     engine = engine_for(connection.dialect.name)
     name = operation.table.name
     engine.before_operation(connection, operation)
-    previous, dependents = current_definitions(connection, operation)
+    if previous is None:
+        previous, dependents = current_definitions(connection, operation)
+    else:
+        dependents = [reflect(connection, d) for d in referencing_closure(connection, name)]
     deferred = deferred_keys(connection)
     for parent in sorted((parents_of(operation.table, dependents) & deferred) - {name}):
         rekey(connection, parent)  # DuckDB only: see rekey
@@ -169,12 +178,14 @@ def run_online(
     plan = plan_for(on_violation)
     engine.refuse_before_change(connection, now)
     violations: list[Violation] = []
-    if plan.on_violation == "fail" or report is not None:  # a dry run reports them too
+    if not judged and (plan.on_violation == "fail" or report is not None):  # dry runs too
         # Counted with the fail plan's rules: a quarantine plan's rules over
         # grandchildren read the rows rejected so far, which exist only while
         # that plan runs.
-        rules = plan.rules if plan.on_violation == "fail" else plan_for("fail").rules
-        violations = preflight(driver(connection), rules, revision)
+        checked = plan if plan.on_violation == "fail" else plan_for("fail")
+        violations = preflight(driver(connection), checked.rules, revision)
+        if not engine.in_place:
+            plan = lean(plan, checked, violations)
     dropped = set(previous.columns.keys()) - set(operation.table.columns.keys())
     dropped -= {plain_column(v) or "" for v in operation.column_map.values()}
     record_dropped(connection, report, revision, name, sorted(dropped))
@@ -183,7 +194,7 @@ def run_online(
         if collector is None:
             raise ConstraintViolations(violation_report(violations))
         collector.extend(violations)
-        plan = plan_for("quarantine")
+        plan = lean(plan_for("quarantine"), plan, violations)
     outcomes = execute_plan(connection, plan, refusing=refusing)
     if refusing and collector is not None:
         collector.extend(followers(plan, outcomes, revision))
@@ -191,6 +202,32 @@ def run_online(
     if report is not None:
         report.tables += [table_report(revision, o, violations, engine.in_place) for o in outcomes]
     return outcomes
+
+
+def lean(
+    plan: CopySwapPlan, checked: CopySwapPlan, violations: Sequence[Violation]
+) -> CopySwapPlan:
+    """A quarantine rebuild without the scans its preflight already found empty.
+
+    ``checked`` is the fail plan the preflight counted. With no violation at
+    all, nothing would be quarantined: the fail plan does the same with no
+    rejection scan and no filter on the copy. Otherwise each rule of the
+    table's own rows that rejected nothing is not run again (rules of
+    referencing tables are: in quarantine they follow the rejected rows).
+    """
+    if plan.on_violation != "quarantine":
+        return plan
+    if not violations:
+        return checked
+    counted = {rule.count_sql for rule in checked.rules}
+    violated = {v.rule.count_sql for v in violations}
+    empty = {
+        rule.reject_sql
+        for rule in plan.rules
+        if rule.count_sql in counted and rule.count_sql not in violated
+    }
+    steps = tuple(s for s in plan.steps if not (s.phase == "quarantine" and s.sql in empty))
+    return dataclasses.replace(plan, steps=steps)
 
 
 def current_definitions(
