@@ -184,7 +184,8 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
             with holding_rebuilds(connection, violations, report) as pending:
                 context.run_migrations()
                 timer.finish(connection, pending)
-            violations.sort(key=timer.position)  # found table by table: told revision by revision
+                if pending is not None:  # found table by table: told operation by operation
+                    violations.sort(key=lambda v: (timer.position(v), pending.position(v)))
             report.refused = [v.describe() for v in violations]
             if options.dry_run:  # everything ran: report it, then roll it all back
                 raise _DryRunDone

@@ -67,6 +67,8 @@ class PendingRebuilds:
         self.busy = False  # our own statements are no barrier
         self.verdicts: dict[str, Verdict] = {}  # fail mode: what judge_all found
         self.scratch: dict[str, list[str]] = {}  # the temporary tables judging made
+        #: (revision, table) -> when its first operation came: the report's order
+        self.sequence: dict[tuple[str, str], int] = {}
 
     @contextlib.contextmanager
     def own(self) -> Iterator[None]:
@@ -75,6 +77,11 @@ class PendingRebuilds:
             yield
         finally:
             self.busy = was
+
+    def position(self, violation: Violation) -> int:
+        """Where the operation that found ``violation`` came in its revision."""
+        key = (violation.revision, violation.follows or violation.table)
+        return self.sequence.get(key, len(self.sequence))
 
     def references(self, table: str) -> set[str]:
         """The tables a recorded table's final definition references."""
@@ -291,6 +298,7 @@ def _record(
         policy=policy,
     )
     stage = Stage(operation, revision, mode, policy, previous)
+    pending.sequence.setdefault((revision, name), len(pending.sequence))
     pending.tables.setdefault(name, []).append(stage)
     return True
 

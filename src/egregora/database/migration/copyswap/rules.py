@@ -146,8 +146,14 @@ class RulePlanner(SqlWriter):
         return self.row_id if self.origin is None else self.q(STAGE_ID)
 
     def stage_output(self) -> str:
-        """The rows this plan would write, with their row id, for a later stage to read."""
-        items = [f"{self.own_id} AS {self.q(STAGE_ID)}", *self.target_values(safe=False)]
+        """The rows this plan would write, with their row id, for a later stage to read.
+
+        Conversions are tried (TRY): a later stage's predicates are pushed
+        below the filter that drops the rows whose values don't convert
+        (measured: DuckDB then raised its conversion error); for the rows
+        that pass, a tried conversion is the conversion.
+        """
+        items = [f"{self.own_id} AS {self.q(STAGE_ID)}", *self.target_values(safe=True)]
         return (
             f"(SELECT {', '.join(items)} FROM {self.own_rows} WHERE {self.own_id} NOT IN "
             f"(SELECT rid FROM {self.q(self.rejected)} WHERE tbl = {self.literal(self.name)}))"

@@ -1,0 +1,370 @@
+"""A run's rebuilds of one table, written once (pending.py): against revisions run one by one.
+
+A scratch history of plain Alembic revisions, each a create_copy_swap of the
+same tables (a CHECK, a type conversion with a new column, a rename with a
+PRIMARY KEY; a parent table and a FOREIGN KEY onto it), run on rows that
+break every stage. The same revisions run one ``alembic upgrade`` at a time
+(no fusion possible across runs) are the reference: the fused run must leave
+exactly the same tables, the same quarantined rows with the same revision
+tags, and say so in its report, while writing each table once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from egregora.database.migration.catalog import snapshot
+from tests.conftest import copy_project, database_digest, file_sha256, run_cli
+
+HEADER = """
+import sqlalchemy as sa
+from alembic import op
+import egregora.database.migrations  # noqa: F401
+revision = "{revision}"
+down_revision = {down!r}
+branch_labels = depends_on = None
+
+
+def items(*extra, qty=sa.String(), note="note", kind=False):
+    return sa.Table("items", sa.MetaData(), sa.Column("id", sa.String()),
+        sa.Column("qty", qty), sa.Column(note, sa.String()), sa.Column("owner_id", sa.String()),
+        *([sa.Column("kind", sa.String(), server_default="std")] if kind else []), *extra)
+
+
+def owners(*extra):
+    return sa.Table("owners", sa.MetaData(), sa.Column("id", sa.String()),
+        sa.Column("name", sa.String()), *extra)
+"""
+
+REVISIONS = {
+    "r0": """
+def upgrade():
+    op.create_table("owners", sa.Column("id", sa.String()), sa.Column("name", sa.String()))
+    op.create_table("items", sa.Column("id", sa.String()), sa.Column("qty", sa.String()),
+        sa.Column("note", sa.String()), sa.Column("owner_id", sa.String()))
+
+def downgrade():
+    op.drop_table("items")
+    op.drop_table("owners")
+""",
+    "r1": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note")),
+        previous=items())
+    op.create_copy_swap(owners(sa.PrimaryKeyConstraint("id", name="pk_owners"),
+        sa.CheckConstraint("name <> 'gone'", name="ck_name")), previous=owners())
+
+def downgrade():
+    op.create_copy_swap(owners(), previous=owners(sa.PrimaryKeyConstraint("id"),
+        sa.CheckConstraint("name <> 'gone'", name="ck_name")))
+    op.create_copy_swap(items(), previous=items(sa.CheckConstraint("length(note) > 0")))
+""",
+    "r2": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note"),
+        qty=sa.Integer(), kind=True),
+        previous=items(sa.CheckConstraint("length(note) > 0", name="ck_note")))
+
+def downgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note")),
+        previous=items(sa.CheckConstraint("length(note) > 0", name="ck_note"),
+        qty=sa.Integer(), kind=True))
+""",
+    "r3": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(label) > 0", name="ck_note"),
+        sa.CheckConstraint("qty >= 0", name="ck_qty"),
+        sa.PrimaryKeyConstraint("id", name="pk_items"),
+        sa.ForeignKeyConstraint(["owner_id"], ["owners.id"], name="fk_items_owner"),
+        qty=sa.Integer(), note="label", kind=True),
+        previous=items(sa.CheckConstraint("length(note) > 0", name="ck_note"),
+        qty=sa.Integer(), kind=True), column_map={"label": sa.column("note")},
+        reverse_column_map={"note": sa.column("label")})
+
+def downgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note"),
+        qty=sa.Integer(), kind=True),
+        previous=items(sa.CheckConstraint("length(label) > 0", name="ck_note"),
+        sa.CheckConstraint("qty >= 0", name="ck_qty"),
+        sa.PrimaryKeyConstraint("id", name="pk_items"),
+        sa.ForeignKeyConstraint(["owner_id"], ["owners.id"], name="fk_items_owner"),
+        qty=sa.Integer(), note="label", kind=True), column_map={"note": sa.column("label")})
+""",
+}
+CHAIN = ["r0", "r1", "r2", "r3"]
+
+#: rows that break r1 (b: empty note; o2: owner 'gone'), r2 (c: qty 'x'), r3 (the
+#: second a: duplicate key; d: qty < 0; f: its owner o2 was quarantined by r1)
+OWNERS = [("o1", "ann"), ("o2", "gone")]
+ITEMS = [
+    ("a", "1", "ok", "o1"),
+    ("b", "2", "", "o1"),
+    ("c", "x", "fine", "o1"),
+    ("d", "-5", "neg", "o1"),
+    ("a", "3", "dup", "o1"),
+    ("e", "4", None, "o1"),
+    ("f", "6", "orphan", "o2"),
+]
+
+
+def project(tmp_path: Path, revisions: dict[str, str] = REVISIONS) -> Path:
+    ini = copy_project(tmp_path, versions=False)
+    versions = tmp_path / "alembic" / "versions"
+    down = None
+    for name, body in revisions.items():
+        header = HEADER.format(revision=name, down=down)
+        (versions / f"{name}.py").write_text(header + body)
+        down = name
+    return ini
+
+
+def alembic(ini: Path, path: Path, *args: str, **x: str) -> Any:
+    options = [a for k, v in {"url": f"duckdb:///{path}", **x}.items() for a in ("-x", f"{k}={v}")]
+    return run_cli(*options, *args, cwd=ini.parent, ini=ini)
+
+
+def seeded(ini: Path, path: Path) -> Path:
+    done = alembic(ini, path, "upgrade", "r0")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(path)) as con:
+        con.executemany("INSERT INTO owners VALUES (?, ?)", OWNERS)
+        con.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", ITEMS)
+    return path
+
+
+def picture(path: Path) -> dict[str, Any]:
+    """Every table's shape (columns, types, defaults, constraints) and rows.
+
+    Shapes, not DDL text: a table whose key DuckDB added by ALTER lists it
+    after its CHECKs, one created with it before. Quarantine rows are
+    compared without their timestamp.
+    """
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = snapshot(con)
+        rows = {}
+        for name in tables:
+            columns = [
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                    "ORDER BY column_index",
+                    [name],
+                ).fetchall()
+                if c != "_quarantined_at"
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            rows[name] = sorted(con.execute(f'SELECT {listed} FROM "{name}"').fetchall(), key=repr)
+    return {"tables": tables, "rows": rows}
+
+
+def tags(path: Path, table: str) -> set[tuple[str, str]]:
+    """(id, revision tag) of the rows in ``<table>_quarantine``."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute(f"SELECT id, _quarantine_revision FROM {table}_quarantine").fetchall()
+    return {(str(i), str(tag)) for i, tag in found}
+
+
+def copies(stderr: str) -> list[str]:
+    """The tables the run wrote, as its log says (one line per rebuild written)."""
+    return re.findall(r"create_copy_swap (\w+): \d+ rows? copied", stderr)
+
+
+@pytest.fixture
+def fused_and_stepwise(tmp_path: Path) -> tuple[Path, Path, Path, str]:
+    ini = project(tmp_path)
+    fused = seeded(ini, tmp_path / "fused.duckdb")
+    stepwise = seeded(ini, tmp_path / "stepwise.duckdb")
+    report = tmp_path / "report.json"
+    done = alembic(ini, fused, "upgrade", "head", on_violation="quarantine", report=str(report))
+    assert done.returncode == 0, done.stderr
+    for revision in CHAIN[1:]:
+        step = alembic(ini, stepwise, "upgrade", revision, on_violation="quarantine")
+        assert step.returncode == 0, step.stderr
+    return fused, stepwise, report, done.stderr
+
+
+def test_a_run_writes_each_table_once_and_leaves_what_revisions_one_by_one_leave(
+    fused_and_stepwise: tuple[Path, Path, Path, str],
+) -> None:
+    fused, stepwise, _, stderr = fused_and_stepwise
+    assert sorted(copies(stderr)) == ["items", "owners"]  # items: three revisions, one copy
+    assert picture(fused) == picture(stepwise)
+    kept = picture(fused)["rows"]["items"]
+    assert [row[0] for row in kept] == ["a", "e"]  # e: a NULL note passes the CHECK
+    assert tags(fused, "items") == {
+        ("b", "r1 upgrade"),
+        ("c", "r2 upgrade"),
+        ("a", "r3 upgrade"),
+        ("d", "r3 upgrade"),
+        ("f", "r3 upgrade"),
+    }
+
+
+def test_the_report_gives_each_revision_its_own_rows(
+    fused_and_stepwise: tuple[Path, Path, Path, str],
+) -> None:
+    _, _, report_path, _ = fused_and_stepwise
+    report = json.loads(report_path.read_text())
+    moved = {r["revision"]: r["quarantined"] for r in report["revisions"]}
+    assert moved == {
+        "r1": {"items_quarantine": 1, "owners_quarantine": 1},
+        "r2": {"items_quarantine": 1},
+        "r3": {"items_quarantine": 3},
+    }
+    per_stage = {(t["revision"], t["table"]): t["rows_quarantined"] for t in report["tables"]}
+    assert per_stage == {
+        ("r1 upgrade", "items"): 1,
+        ("r1 upgrade", "owners"): 1,
+        ("r2 upgrade", "items"): 1,
+        ("r3 upgrade", "items"): 3,
+    }
+    assert report["totals"]["rows_quarantined"] == 6
+    assert report["rebuild_seconds"] > 0
+
+
+def test_downgrade_after_a_fused_upgrade_matches_one_by_one(
+    fused_and_stepwise: tuple[Path, Path, Path, str],
+) -> None:
+    fused, stepwise, _, _ = fused_and_stepwise
+    ini = fused.parent / "alembic.ini"
+    assert alembic(ini, fused, "downgrade", "r0").returncode == 0
+    for revision in reversed(CHAIN[:-1]):
+        assert alembic(ini, stepwise, "downgrade", revision).returncode == 0
+    assert picture(fused) == picture(stepwise)
+    assert [row[0] for row in picture(fused)["rows"]["items"]] == ["a", "e"]
+
+
+def test_a_refused_run_scans_writes_no_copy_and_names_every_revision(tmp_path: Path) -> None:
+    ini = project(tmp_path)
+    path = seeded(ini, tmp_path / "refused.duckdb")
+    before = file_sha256(path)
+    done = alembic(ini, path, "upgrade", "head")
+    assert done.returncode != 0
+    assert copies(done.stderr) == []
+    assert "Traceback" not in done.stderr
+    assert file_sha256(path) == before
+    found = re.findall(r"- (.+?) on (\w+) \(.*\[revision (r\d) upgrade\]", done.stdout)
+    assert found == [
+        ("CHECK ck_note", "items", "r1"),
+        ("CHECK ck_name", "owners", "r1"),
+        ("conversion qty", "items", "r2"),
+        ("CHECK ck_qty", "items", "r3"),
+        ("FOREIGN KEY fk_items_owner", "items", "r3"),
+        ("PRIMARY KEY pk_items", "items", "r3"),
+    ]
+
+
+def test_a_dry_run_predicts_the_fused_run(tmp_path: Path) -> None:
+    ini = project(tmp_path)
+    path = seeded(ini, tmp_path / "dry.duckdb")
+    before = database_digest(path)
+    report_path = tmp_path / "dry.json"
+    dry = alembic(
+        ini,
+        path,
+        "upgrade",
+        "head",
+        dry_run="true",
+        on_violation="quarantine",
+        report=str(report_path),
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert database_digest(path) == before
+    predicted = json.loads(report_path.read_text())["revisions"]
+    real_report = tmp_path / "real.json"
+    real = alembic(ini, path, "upgrade", "head", on_violation="quarantine", report=str(real_report))
+    assert real.returncode == 0, real.stderr
+    assert [r["quarantined"] for r in predicted] == [
+        r["quarantined"] for r in json.loads(real_report.read_text())["revisions"]
+    ]
+
+
+BARRIER = {
+    "r0": REVISIONS["r0"],
+    "r1": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note")),
+        previous=items())
+
+def downgrade():
+    pass
+""",
+    "r2": """
+def upgrade():
+    op.execute("UPDATE items SET note = note || note")  # a data migration: must see r1's work
+
+def downgrade():
+    pass
+""",
+    "r3": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note"),
+        sa.CheckConstraint("length(note) < 7", name="ck_short")),
+        previous=items(sa.CheckConstraint("length(note) > 0", name="ck_note")))
+
+def downgrade():
+    pass
+""",
+}
+
+
+@pytest.mark.parametrize("through", ["op.execute", "op.get_bind"])
+def test_a_data_migration_between_two_rebuilds_sees_the_first_and_is_seen_by_the_second(
+    tmp_path: Path, through: str
+) -> None:
+    revisions = dict(BARRIER)
+    if through == "op.get_bind":
+        revisions["r2"] = revisions["r2"].replace(
+            'op.execute("UPDATE items SET note = note || note")',
+            'op.get_bind().execute(sa.text("UPDATE items SET note = note || note"))',
+        )
+    ini = project(tmp_path, revisions)
+    path = seeded(ini, tmp_path / "barrier.duckdb")
+    done = alembic(ini, path, "upgrade", "head", on_violation="quarantine")
+    assert done.returncode == 0, done.stderr
+    assert copies(done.stderr) == ["items", "items"]  # the UPDATE stands between them
+    rows = picture(path)["rows"]
+    # r1 quarantined b ('' note) before the UPDATE doubled every note; r3 judged the
+    # doubled notes: 'okok', 'negneg', 'dupdup' (and e's NULL) are short enough,
+    # 'finefine' and 'orphanorphan' are not
+    assert sorted(str(r[2]) for r in rows["items"]) == ["None", "dupdup", "negneg", "okok"]
+    assert tags(path, "items") == {("b", "r1 upgrade"), ("c", "r3 upgrade"), ("f", "r3 upgrade")}
+    with duckdb.connect(str(path), read_only=True) as con:
+        moved = con.execute("SELECT note FROM items_quarantine WHERE id = 'c'").fetchall()
+    assert moved == [("finefine",)]  # quarantined as the UPDATE left it
+
+
+def test_a_rebuild_of_a_parent_is_not_fused_past_a_child_judged_against_it(
+    tmp_path: Path,
+) -> None:
+    """items (r3) is judged against owners as r1 left them, then owners changes again."""
+    revisions = dict(REVISIONS)
+    revisions["r4"] = """
+def upgrade():
+    op.create_copy_swap(owners(sa.PrimaryKeyConstraint("id", name="pk_owners"),
+        sa.CheckConstraint("name <> 'gone'", name="ck_name"),
+        sa.CheckConstraint("length(name) > 3", name="ck_long")),
+        previous=owners(sa.PrimaryKeyConstraint("id", name="pk_owners"),
+        sa.CheckConstraint("name <> 'gone'", name="ck_name")))
+
+def downgrade():
+    pass
+"""
+    ini = project(tmp_path, revisions)
+    fused = seeded(ini, tmp_path / "fused.duckdb")
+    stepwise = seeded(ini, tmp_path / "stepwise.duckdb")
+    done = alembic(ini, fused, "upgrade", "head", on_violation="quarantine")
+    assert done.returncode == 0, done.stderr
+    for revision in ["r1", "r2", "r3", "r4"]:
+        assert (
+            alembic(ini, stepwise, "upgrade", revision, on_violation="quarantine").returncode == 0
+        )
+    assert picture(fused) == picture(stepwise)
+    # o1 ('ann') fails r4's CHECK: the items that reference it follow it, as r4's
+    assert ("a", "r4 upgrade") in tags(fused, "items")
