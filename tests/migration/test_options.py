@@ -16,6 +16,7 @@ def test_defaults_when_nothing_is_given() -> None:
     assert options == RunOptions()
     assert (options.on_violation, options.dry_run, options.report) == ("fail", False, None)
     assert options.lock_policy == LockPolicy()
+    assert options.fuse is True
 
 
 def test_every_option_is_read(tmp_path: Path) -> None:
@@ -30,8 +31,10 @@ def test_every_option_is_read(tmp_path: Path) -> None:
             "lock_timeout": "2s",
             "lock_retries": "7",
             "statement_timeout": "1min",
+            "fuse": "off",
         }
     )
+    assert options.fuse is False
     assert options.on_violation == "quarantine"
     assert options.dry_run is True
     assert options.report == str(tmp_path / "r.json")
@@ -48,6 +51,7 @@ def test_every_option_is_read(tmp_path: Path) -> None:
         ({"dryrun": "true"}, "-x dryrun is not an option"),
         ({"on_violation": "skip"}, "-x on_violation=skip is not one of fail, quarantine"),
         ({"dry_run": "maybe"}, "neither true nor false"),
+        ({"fuse": "sometimes"}, "-x fuse=sometimes is neither true nor false"),
         ({"report": "/no/such/folder/r.json"}, "does not exist"),
         ({"progress_after_ms": "soon"}, "not a whole number of milliseconds"),
         ({"memory_limit": "lots"}, "not an amount of memory"),

@@ -176,3 +176,37 @@ def test_dependents_are_stashed_dropped_and_rebuilt_in_order() -> None:
     assert s.index(next(x for x in s if x.startswith("CREATE TABLE c ("))) < s.index(
         next(x for x in s if x.startswith("CREATE TABLE g ("))
     )
+
+
+def _child(*extra: sa.SchemaItem) -> sa.Table:
+    return sa.Table(
+        "child",
+        sa.MetaData(),
+        sa.Column("id", sa.String()),
+        sa.Column("post_id", sa.String()),
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("renamable", [True, False])
+def test_a_table_gaining_a_foreign_key_is_moved_aside_when_duckdb_can_rename_it(
+    renamable: bool,
+) -> None:
+    """Moved aside, the rows are copied once; otherwise stashed first (twice)."""
+    target = _child(sa.ForeignKeyConstraint(["post_id"], ["posts.id"]))
+    plan = plan_copy_swap(_child(), target, dialect=DIALECT, renamable=renamable)
+    statements = plan.statements()
+    copies = [s for s in statements if s.startswith(("INSERT INTO", "CREATE TABLE child__"))]
+    if renamable:
+        rename = statements.index("ALTER TABLE child RENAME TO child__ccs_old")
+        create = next(i for i, s in enumerate(statements) if s.startswith("CREATE TABLE child ("))
+        assert rename < create
+        assert copies == [next(s for s in statements if s.startswith("INSERT INTO child "))]
+        assert "FROM child__ccs_old" in copies[0]
+        assert (
+            statements[-1] == "DROP TABLE child__ccs_old"
+            or "DROP TABLE child__ccs_old" in statements
+        )
+    else:
+        assert not any("RENAME" in s for s in statements)
+        assert len(copies) == 2  # CREATE TABLE child__ccs_stash AS ..., INSERT INTO child

@@ -463,6 +463,29 @@ def stored_indexes(cursor: Any, table: str) -> list[StoredIndex]:
     ]
 
 
+def renamable(cursor: Any, table: str) -> bool:
+    """Whether DuckDB can rename ``table``: nothing references it, it has no index or key.
+
+    DuckDB refuses to rename a table with an index (a PRIMARY KEY or UNIQUE
+    is one) or one a FOREIGN KEY references; one whose own FOREIGN KEYs
+    would be registered under the new name is not renamed either (see
+    duckdb.py). Measured on DuckDB 2.0: a plain table renamed in the
+    transaction that created it keeps its rows and their rowids.
+    """
+    keys = cursor.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = current_schema() "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY') "
+        "AND (table_name = ? OR referenced_table = ?)",
+        [table, table],
+    ).fetchone()
+    indexes = cursor.execute(
+        "SELECT count(*) FROM duckdb_indexes() WHERE schema_name = current_schema() "
+        "AND table_name = ?",
+        [table],
+    ).fetchone()
+    return int(keys[0]) + int(indexes[0]) == 0
+
+
 def reflect(connection: sa.Connection, name: str) -> sa.Table:
     """The table ``name`` as SQLAlchemy reflects it, in a MetaData of its own."""
     return sa.Table(name, sa.MetaData(), autoload_with=connection)

@@ -181,7 +181,8 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
         with context.begin_transaction():
             _serialize_and_allow_rewrite(connection, options)
             timer.start(connection)
-            with holding_rebuilds(connection, violations, report) as pending:
+            holding = holding_rebuilds(connection, violations, report, enabled=options.fuse)
+            with holding as pending:
                 context.run_migrations()
                 timer.finish(connection, pending)
                 if pending is not None:  # found table by table: told operation by operation

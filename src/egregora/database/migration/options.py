@@ -27,6 +27,7 @@ X_OPTIONS = (
     "lock_timeout",
     "lock_retries",
     "statement_timeout",
+    "fuse",
 )
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
@@ -46,6 +47,9 @@ class RunOptions:
     memory_limit: str | None = None
     #: PostgreSQL: lock_timeout, retries, statement_timeout (checked on every engine)
     lock_policy: LockPolicy = LockPolicy()
+    #: DuckDB: hold rebuilds back so that the run writes each table once
+    #: (copyswap/pending.py); false writes each operation as it comes
+    fuse: bool = True
 
     @classmethod
     def from_x_args(cls, x_args: Mapping[str, str]) -> RunOptions:
@@ -60,7 +64,8 @@ class RunOptions:
         limit = x_args.get("memory_limit")
         return cls(
             on_violation=_on_violation(x_args.get("on_violation", "fail")),
-            dry_run=_dry_run(x_args.get("dry_run", "false")),
+            dry_run=_boolean("dry_run", x_args.get("dry_run", "false"), DRY_RUN_HINT),
+            fuse=_boolean("fuse", x_args.get("fuse", "true"), FUSE_HINT),
             report=_report(x_args.get("report")),
             progress_after_ms=_milliseconds(x_args.get("progress_after_ms", "2000")),
             memory_limit=None if limit is None else _memory(limit),
@@ -78,11 +83,17 @@ def _on_violation(value: str) -> str:
     return value
 
 
-def _dry_run(value: str) -> bool:
+DRY_RUN_HINT = "Use -x dry_run=true to rehearse the upgrade and roll it back."
+FUSE_HINT = (
+    "Use -x fuse=false to write each create_copy_swap as it comes (the default, true, "
+    "writes each table once per run)."
+)
+
+
+def _boolean(name: str, value: str, hint: str) -> bool:
     if value.lower() not in _TRUE + _FALSE:
         raise InvalidOperation(
-            f"-x dry_run={value} is neither true nor false, so nothing was run. "
-            "Use -x dry_run=true to rehearse the upgrade and roll it back."
+            f"-x {name}={value} is neither true nor false, so nothing was run. {hint}"
         )
     return value.lower() in _TRUE
 

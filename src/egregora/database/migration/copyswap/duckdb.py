@@ -25,6 +25,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     NEW_SUFFIX,
+    OLD_SUFFIX,
     STASH_SUFFIX,
     OnViolation,
     Rule,
@@ -69,6 +70,19 @@ class RebuildPlanner(StepPlanner):
         # its own name (one extra, constraint-free copy).
         self.stash_target = bool(self.target.foreign_key_constraints)
         self.staged = self.name + (STASH_SUFFIX if self.stash_target else NEW_SUFFIX)
+        # Unless the table can be moved aside: renamed, then the new one created
+        # under its name and filled from the old one, dropped after. That spares
+        # the stash's second copy (measured, V3 to V4 at 500,000 rows: post_authors
+        # and annotations stashed 0.26 s of a 2.8 s upgrade). DuckDB renames only
+        # a table with no index or key that nothing references (catalog.renamable).
+        self.move_aside = (
+            self.stash_target
+            and self.renamable
+            and not self.dependents
+            and not self.kept_indexes
+            and (self.origin is None or self.copy_origin is not None)
+        )
+        self.aside = self.name + OLD_SUFFIX
 
     @classmethod
     def check_limits(
@@ -119,6 +133,11 @@ class RebuildPlanner(StepPlanner):
                 Step("quarantine", self.name, r.reject_sql) for r in rules if r.table == self.name
             ]
             steps += self.quarantine_steps(self.previous, revision)
+        if self.move_aside:
+            steps += self.moved_aside(quarantine)
+            if quarantine:
+                steps.append(Step("finish", self.name, f"DROP TABLE {self.q(self.rejected)}"))
+            return steps
         steps += self.new_rows(quarantine)
         steps += self.stash_dependents(rules, revision, quarantine)
         # drop children before parents, then put the new table in place
@@ -154,6 +173,25 @@ class RebuildPlanner(StepPlanner):
             steps.append(Step("copy", name, self.create_sql(self.target, staged)))
             steps.append(Step("copy", name, self.insert_sql(staged, list(self.values), source)))
         return steps
+
+    def moved_aside(self, quarantine: bool) -> list[Step]:
+        """The table renamed aside, created anew under its name, filled, the old one dropped."""
+        name, aside = self.name, self.aside
+        select = ", ".join(f"{value} AS {self.q(c)}" for c, (value, _) in self.values.items())
+        rows = self.q(aside) if self.origin is None else self.copy_origin
+        source = f"SELECT {select} FROM {rows}{self.not_rejected(name, quarantine)}"
+        return [
+            *(
+                Step("copy", name, f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
+                for sequence in self.implicit_sequences(self.target)
+            ),
+            Step("swap", name, f"ALTER TABLE {self.q(name)} RENAME TO {self.q(aside)}"),
+            Step("copy", name, self.create_sql(self.target, name)),
+            Step("copy", name, self.insert_sql(name, list(self.values), source)),
+            Step("drop", name, f"DROP TABLE {self.q(aside)}"),
+            *self.finish_steps(self.target),
+            *self.sequence_steps(self.target),
+        ]
 
     def stash_dependents(self, rules: list[Rule], revision: str, quarantine: bool) -> list[Step]:
         """Referencing tables: judged against the new rows, then stashed."""

@@ -25,6 +25,7 @@ from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
     referencing_closure,
+    renamable,
     stored_indexes,
     stored_tables,
     view_and_macro_sources,
@@ -92,6 +93,7 @@ class Rebuild(Engine):
         return {
             "stored": stored_tables(raw, [d.name for d in now.dependents]),
             "kept_indexes": kept_indexes(raw, now.previous, now.operation, now.known_indexes),
+            "renamable": renamable(raw, now.previous.name),
         }
 
     def refuse_before_change(self, connection: sa.Connection, now: Current) -> None:

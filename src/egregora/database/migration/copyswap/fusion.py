@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
+    OLD_SUFFIX,
     REJECTED,
     CopySwapPlan,
     OnViolation,
@@ -153,14 +154,23 @@ def plan_fused(
     kept_indexes: Sequence[str] = (),
     inline_keys: bool = False,
     parents: Mapping[str, str] | None = None,
+    renamable: bool = False,
 ) -> FusedPlan:
-    """Plan ``stages`` (one table's, in order) as one rebuild. Pure: no database access."""
+    """Plan ``stages`` (one table's, in order) as one rebuild. Pure: no database access.
+
+    ``renamable``: the table can be moved aside (catalog.renamable); the last
+    stage then copies from the earlier stages' output read under that name.
+    """
     planned: list[StagePlan] = []
     origin: str | None = None
+    aside: str | None = None  # the same relations, over the table moved aside
     for index, stage in enumerate(stages[:-1], start=1):
         plan = _earlier(stage, f"{REJECTED}_{index}", origin, dialect, parents)
+        moved = _earlier(
+            stage, plan.rejected, aside, dialect, parents, reads=stage.table + OLD_SUFFIX
+        )
         planned.append(plan)
-        origin = plan.output
+        origin, aside = plan.output, moved.output
     last = stages[-1]
     final = plan_copy_swap(
         last.previous,
@@ -176,6 +186,8 @@ def plan_fused(
         kept_indexes=kept_indexes,
         origin=origin,
         parents=parents,
+        renamable=renamable,
+        copy_origin=aside,
     )
     preparer = dialect.identifier_preparer
     cleanup = tuple(f"DROP TABLE {preparer.quote(p.rejected)}" for p in planned)
@@ -207,6 +219,7 @@ def _earlier(
     origin: str | None,
     dialect: sa.Dialect,
     parents: Mapping[str, str] | None,
+    reads: str | None = None,
 ) -> StagePlan:
     planner = make_planner(
         stage.previous,
@@ -218,6 +231,7 @@ def _earlier(
         origin=origin,
         rejected=rejected,
         parents=parents,
+        reads=reads,
     )
     moves = planner.quarantine_steps(stage.previous, stage.revision)
     return StagePlan(

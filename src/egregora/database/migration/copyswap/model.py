@@ -26,6 +26,7 @@ ROW_ID = "__ccs_rid"
 STAGE_ID = "__ccs_sid"  # a fused stage's output: the row id it carries (fusion.py)
 NEW_SUFFIX = "__ccs_new"
 STASH_SUFFIX = "__ccs_stash"
+OLD_SUFFIX = "__ccs_old"  # the table moved aside while its new self is filled (duckdb.py)
 SAMPLE_SIZE = 5
 QUARANTINE_COLUMNS = ("_quarantine_reason", "_quarantined_at", "_quarantine_revision")
 

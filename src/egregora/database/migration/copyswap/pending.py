@@ -218,15 +218,19 @@ def installed(connection: sa.Connection) -> PendingRebuilds | None:
 
 @contextlib.contextmanager
 def holding_rebuilds(
-    connection: sa.Connection, collector: list[Violation] | None, report: RunReport | None
+    connection: sa.Connection,
+    collector: list[Violation] | None,
+    report: RunReport | None,
+    *,
+    enabled: bool = True,
 ) -> Iterator[PendingRebuilds | None]:
     """While the block runs, DuckDB rebuilds are recorded; the caller writes them at its end.
 
-    Only where the engine rebuilds tables (DuckDB); elsewhere nothing is
-    held (yields None).
+    Only where the engine rebuilds tables (DuckDB), unless ``enabled`` is
+    false (``-x fuse=false``); elsewhere nothing is held (yields None).
     """
     engine = ENGINES.get(connection.dialect.name)
-    if engine is None or not engine.holds_rebuilds:
+    if not enabled or engine is None or not engine.holds_rebuilds:
         yield None
         return
     pending = PendingRebuilds(collector, report)

@@ -44,6 +44,8 @@ def plan_copy_swap(
     origin: str | None = None,
     rejected: str = REJECTED,
     parents: Mapping[str, str] | None = None,
+    renamable: bool = False,
+    copy_origin: str | None = None,
 ) -> CopySwapPlan:
     """Plan the change of ``previous`` into ``target``. Pure: no database access.
 
@@ -63,7 +65,10 @@ def plan_copy_swap(
     (a user's, another store's): rebuilt as they were (a rebuild only; in
     place they stay). ``policy``: the caller's choices about rows (RowPolicy).
     ``origin``, ``rejected`` and ``parents``: a stage of a fused rebuild
-    (see RulePlanner and fusion.py).
+    (see RulePlanner and fusion.py). ``renamable``: the table as it stands
+    can be renamed (catalog.renamable), so a rebuild may move it aside
+    instead of stashing its rows; ``copy_origin`` is then ``origin`` read
+    from the table under its moved-aside name (RebuildPlanner.move_aside).
     """
     planner = make_planner(
         previous,
@@ -80,6 +85,8 @@ def plan_copy_swap(
         origin=origin,
         rejected=rejected,
         parents=parents,
+        renamable=renamable,
+        copy_origin=copy_origin,
     )
     mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
     rules = planner.target_rules() + planner.dependent_rules(mode)

@@ -65,8 +65,9 @@ class RulePlanner(SqlWriter):
         origin: str | None = None,
         rejected: str = REJECTED,
         parents: Mapping[str, str] | None = None,
+        reads: str | None = None,
     ) -> None:
-        """``origin``, ``rejected`` and ``parents`` serve fused rebuilds (fusion.py).
+        """``origin``, ``rejected``, ``parents`` and ``reads`` serve fused rebuilds (fusion.py).
 
         ``origin``: a relation holding the table's rows as an earlier stage
         of the run leaves them, each with its row id in ``STAGE_ID``, read
@@ -78,6 +79,7 @@ class RulePlanner(SqlWriter):
         self.origin = origin
         self.rejected = rejected
         self.parents = dict(parents or {})
+        self.reads = reads or target.name
         self.previous = previous
         self.target = target
         self.name = target.name
@@ -138,7 +140,7 @@ class RulePlanner(SqlWriter):
     @property
     def own_rows(self) -> str:
         """Where the table's rows are read: the table, or an earlier stage's output."""
-        return self.q(self.name) if self.origin is None else self.origin
+        return self.q(self.reads) if self.origin is None else self.origin
 
     @property
     def own_id(self) -> str:

@@ -41,6 +41,8 @@ class StepPlanner(RulePlanner):
         stored: Mapping[str, StoredTable] | None = None,
         kept_indexes: Sequence[str] = (),
         inline_keys: bool = False,
+        renamable: bool = False,
+        copy_origin: str | None = None,
         **kw: Any,
     ) -> None:
         """RulePlanner's arguments, and what the live catalog says where an engine reads it.
@@ -48,13 +50,16 @@ class StepPlanner(RulePlanner):
         ``stored``: referencing tables' own DDL (catalog.stored_tables);
         ``kept_indexes``: CREATE INDEX of the table's indexes its definition
         lacks; ``inline_keys``: declare the target's keys in CREATE TABLE
-        (see CopySwapPlan.deferred_keys). An engine that alters in place
-        keeps all of these where they stand and ignores them.
+        (see CopySwapPlan.deferred_keys); ``renamable`` and ``copy_origin``:
+        the table may be moved aside (see plan_copy_swap). An engine that
+        alters in place keeps all of these where they stand and ignores them.
         """
         super().__init__(*args, **kw)
         self.stored = dict(stored or {})
         self.kept_indexes = list(kept_indexes)
         self.inline_target_keys = inline_keys
+        self.renamable = renamable
+        self.copy_origin = copy_origin
 
     def steps(self, mode: OnViolation, rules: list[Rule], revision: str) -> list[Step]:
         raise NotImplementedError
