@@ -129,12 +129,12 @@ def alembic(ini: Path, path: Path, *args: str, **x: str) -> Any:
     return run_cli(*options, *args, cwd=ini.parent, ini=ini)
 
 
-def seeded(ini: Path, path: Path) -> Path:
+def seeded(ini: Path, path: Path, owners: Any = OWNERS, items: Any = ITEMS) -> Path:
     done = alembic(ini, path, "upgrade", "r0")
     assert done.returncode == 0, done.stderr
     with duckdb.connect(str(path)) as con:
-        con.executemany("INSERT INTO owners VALUES (?, ?)", OWNERS)
-        con.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", ITEMS)
+        con.executemany("INSERT INTO owners VALUES (?, ?)", owners)
+        con.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", items)
     return path
 
 
@@ -381,3 +381,43 @@ def downgrade():
     assert picture(fused) == picture(stepwise)
     # o1 ('ann') fails r4's CHECK: the items that reference it follow it, as r4's
     assert ("a", "r4 upgrade") in tags(fused, "items")
+
+
+def test_a_revision_that_reads_the_catalog_sees_the_rebuilds_before_it(tmp_path: Path) -> None:
+    revisions = dict(BARRIER)
+    revisions["r2"] = """
+def upgrade():
+    names = sa.inspect(op.get_bind()).get_table_names()
+    op.execute(f"CREATE TABLE seen AS SELECT {int('items_quarantine' in names)} AS quarantined")
+
+def downgrade():
+    pass
+"""
+    ini = project(tmp_path, revisions)
+    path = seeded(ini, tmp_path / "catalog.duckdb")
+    done = alembic(ini, path, "upgrade", "head", on_violation="quarantine")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT quarantined FROM seen").fetchall() == [(1,)]
+
+
+def test_a_clean_fail_mode_run_reports_each_table_once(tmp_path: Path) -> None:
+    """Judged first (scans), then written: the report counts each stage once."""
+    revisions = dict(REVISIONS)
+    ini = project(tmp_path, revisions)
+    clean_items = [("a", "1", "ok", "o1"), ("e", "4", None, "o1"), ("g", "7", "x", None)]
+    reports = {}
+    for fuse in ("true", "false"):
+        path = seeded(ini, tmp_path / f"{fuse}.duckdb", OWNERS[:1], clean_items)
+        report = tmp_path / f"{fuse}.json"
+        done = alembic(ini, path, "upgrade", "head", fuse=fuse, report=str(report))
+        assert done.returncode == 0, done.stderr
+        reports[fuse] = json.loads(report.read_text())
+    for report in reports.values():
+        keys = [(t["revision"], t["table"]) for t in report["tables"]]
+        assert len(keys) == len(set(keys)), keys
+    fused, unfused = reports["true"], reports["false"]
+    assert {(t["revision"], t["table"], t["rows_quarantined"]) for t in fused["tables"]} == {
+        (t["revision"], t["table"], t["rows_quarantined"]) for t in unfused["tables"]
+    }
+    assert fused["destroyed"] == unfused["destroyed"]

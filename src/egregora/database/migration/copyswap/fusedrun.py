@@ -41,7 +41,7 @@ from egregora.database.migration.copyswap.run import (
 )
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import ConstraintViolations
-from egregora.database.migration.report import RunReport, plural
+from egregora.database.migration.report import RunReport, TableReport, plural
 
 
 def run_fused(
@@ -104,11 +104,14 @@ class _Judged:
         collector: list[Violation] | None,
         report: RunReport | None,
         mode: OnViolation,
+        tables: list[TableReport] | None = None,
     ) -> None:
         self.connection = connection
         self.raw = raw
         self.collector = collector
         self.report = report
+        #: where the stages' table reports go: the report's, unless given
+        self.tables = tables if tables is not None or report is None else report.tables
         self.mode = mode
         self.refusing = False
         self.removed = 0  # rows earlier stages took out of the table
@@ -131,14 +134,15 @@ class _Judged:
         """
         stage = plan.stage
         started = time.perf_counter()
-        record_dropped(
-            self.connection,
-            self.report,
-            stage.revision,
-            stage.table,
-            stage.dropped_columns(),
-            relation=plan.input,
-        )
+        if not judged:  # judging counted them already
+            record_dropped(
+                self.connection,
+                self.report,
+                stage.revision,
+                stage.table,
+                stage.dropped_columns(),
+                relation=plan.input,
+            )
         self.raw.execute(plan.create_rejected)
         violations = [] if judged else preflight(self.raw, plan.rules, stage.revision)
         self.found(violations)
@@ -156,8 +160,8 @@ class _Judged:
         outcome.seconds = time.perf_counter() - started
         self.removed += outcome.rows_quarantined
         self.log(stage, outcome, move)
-        if self.report is not None:
-            self.report.tables.append(table_report(stage.revision, outcome, violations, False))
+        if self.tables is not None:
+            self.tables.append(table_report(stage.revision, outcome, violations, False))
 
     def log(self, stage: Stage, outcome: TableOutcome, move: bool) -> None:
         n = outcome.rows_quarantined
@@ -185,15 +189,18 @@ def judge(
     plans: Sequence[StagePlan],
     collector: list[Violation] | None,
     report: RunReport | None,
+    tables: list[TableReport],
 ) -> bool:
     """Scan only (fusion.plan_judged): collect the stages' violations, write nothing.
 
     The rejected rows' ids are kept, so that later stages, and the rules of
     tables judged after this one, read the rows the run would leave. True
-    when no stage rejects a row.
+    when no stage rejects a row. Dropped values are counted into ``report``;
+    each stage's table report goes to ``tables``, for the caller to keep
+    only if the table is not written after all (the write reports it).
     """
     raw = driver(connection)
-    run = _Judged(connection, raw, collector, report, "fail")
+    run = _Judged(connection, raw, collector, report, "fail", tables)
     row = raw.execute(f"SELECT count(*) FROM {plans[0].input} AS s").fetchone()
     for plan in plans:
         run.earlier_stage(plan, int(row[0]), move=False)
@@ -209,14 +216,15 @@ def _final_stage(run: _Judged, plan: FusedPlan, plan_for: Any, judged: bool) -> 
         checked = final if final.on_violation == "fail" else plan_for("fail").final
         violations = preflight(run.raw, checked.rules, stage.revision)
         final = lean(final, checked, violations)
-    record_dropped(
-        run.connection,
-        run.report,
-        stage.revision,
-        stage.table,
-        stage.dropped_columns(),
-        relation=plan.stages[-1].output if plan.stages else None,
-    )
+    if not judged:  # judging counted them already
+        record_dropped(
+            run.connection,
+            run.report,
+            stage.revision,
+            stage.table,
+            stage.dropped_columns(),
+            relation=plan.stages[-1].output if plan.stages else None,
+        )
     run.found(violations)
     if violations and final.on_violation == "fail":  # collected: go on as if quarantining
         final = lean(plan_for("quarantine").final, final, violations)

@@ -9,7 +9,9 @@ recorded is written:
 - before any statement that names the table (or its quarantine table): a
   plain operation, ``op.execute``, a data migration through
   ``op.get_bind()``, a reflection. Such a statement is a *barrier*: it must
-  see the table as the revisions before it left it;
+  see the table as the revisions before it left it. A statement that reads
+  the catalog (``sa.inspect(op.get_bind()).get_table_names()``) is one for
+  every recorded table;
 - before a rebuild of a table that a recorded rebuild references: the
   reference was judged against the parent as it was then;
 - before a rebuild of a table other tables reference now: those are rebuilt
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,9 +42,23 @@ from egregora.database.migration.copyswap.preflight import Violation
 from egregora.database.migration.copyswap.run import current_definitions, run_online
 from egregora.database.migration.definitions import referred_table
 from egregora.database.migration.errors import InvalidOperation
-from egregora.database.migration.report import RunReport
+from egregora.database.migration.report import RunReport, TableReport
 from egregora.database.migration.sqltext import identifiers
 
+#: names a statement reads the catalog through (SQLAlchemy's inspector, a
+#: revision's own query): everything recorded is written before it
+CATALOG = frozenset(
+    {
+        "duckdb_tables",
+        "duckdb_columns",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_views",
+        "duckdb_dependencies",
+        "information_schema",
+        "pg_catalog",
+    }
+)
 #: connection.info key of the run's PendingRebuilds
 PENDING_INFO = "egregora_pending_rebuilds"
 
@@ -55,6 +71,8 @@ class Verdict:
     clean: bool = True  # none of them rejects a row
     keeps: bool = True  # none of them changes a value or a column
     output: str = ""  # the rows they would leave: what its children's rules read
+    #: each stage's table report, for the run's report if the table is not written
+    reports: list[TableReport] = field(default_factory=list)
 
 
 class PendingRebuilds:
@@ -127,6 +145,8 @@ class PendingRebuilds:
                     self.write_one(connection, table, midway, collector=[])
                 else:  # refused: the run is rolled back, no copy is needed
                     del self.tables[table]
+                    if self.report is not None and verdict is not None:
+                        self.report.tables += verdict.reports
                 self.drop_scratch(connection, table)
 
     def judging(self) -> bool:
@@ -144,7 +164,8 @@ class PendingRebuilds:
             parents = {t: v.output for t, v in self.verdicts.items() if t != table and v.output}
             plans = plan_judged(stages, dialect=connection.dialect, parents=parents)
             new = plans[verdict.stages :]
-            verdict.clean &= judge(connection, new, self.collector, self.report)
+            clean = judge(connection, new, self.collector, self.report, verdict.reports)
+            verdict.clean &= clean
             verdict.keeps &= all(p.keeps_values for p in new)
             verdict.stages, verdict.output = len(stages), plans[-1].output
             self.scratch.setdefault(table, []).extend(p.rejected for p in new)
@@ -206,7 +227,10 @@ class PendingRebuilds:
         if self.busy or not self.tables:
             return
         names = identifiers(statement)
-        named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
+        if names & CATALOG:  # what tables and columns exist: as the revisions left them
+            named = set(self.tables)
+        else:
+            named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
         if named:
             self.write(connection, named)
 

@@ -188,7 +188,8 @@ def run_online(
             plan = lean(plan, checked, violations)
     dropped = set(previous.columns.keys()) - set(operation.table.columns.keys())
     dropped -= {plain_column(v) or "" for v in operation.column_map.values()}
-    record_dropped(connection, report, revision, name, sorted(dropped))
+    if not judged:  # judging counted them already
+        record_dropped(connection, report, revision, name, sorted(dropped))
     refusing = plan.on_violation == "fail" and bool(violations)
     if refusing:
         if collector is None:
