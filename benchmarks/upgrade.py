@@ -23,6 +23,7 @@ Goals (issue 16): quarantine <= 1.5x the floor; refused <= 0.5x quarantine;
 peak memory no higher than without fusion.
 
 Run: .venv/bin/python benchmarks/upgrade.py [--rows 500000 5000000] [--violations 20]
+[--repeat 3]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,6 +154,7 @@ def keyed_floor(upgraded: Path, work: Path) -> float:
             ).fetchall()
         ]
     target = work / "keyed_floor.duckdb"
+    target.unlink(missing_ok=True)
     with duckdb.connect(str(target)) as con:
         con.execute(f"ATTACH '{upgraded}' AS old (READ_ONLY)")
         started = time.perf_counter()
@@ -191,26 +194,38 @@ WAYS = {
 }
 
 
-def measure(rows: int, violations: int, work: Path) -> dict[str, tuple[float, float]]:
-    """Each way's seconds (start-up left out) and peak MiB on a fresh V3 file of ``rows``."""
+def measure(rows: int, violations: int, work: Path, repeat: int) -> dict[str, tuple[float, float]]:
+    """Each way's seconds (start-up left out) and peak MiB on a fresh V3 file of ``rows``.
+
+    With ``repeat`` > 1, each way runs that many times on fresh copies: the
+    median time, the largest peak.
+    """
     source = work / f"v3_{rows}.duckdb"
     started = time.perf_counter()
     counts = build(source, rows, violations)
     print(
         f"built a V3 file of {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f} s"
     )
-    copies = {name: work / f"{name.replace(', ', '_')}_{rows}.duckdb" for name in ("floor", *WAYS)}
-    for copy in copies.values():
+    copy = work / f"copy_{rows}.duckdb"
+    shutil.copy(source, copy)
+    base = startup(copy)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ("floor", *WAYS)}
+    for _ in range(repeat):
         shutil.copy(source, copy)
-    base = startup(copies["floor"])
-    results = {"floor": (floor(copies["floor"]), 0.0)}
-    for name, args in WAYS.items():
-        seconds, code, peak = timed(copies[name], *args)
-        assert (code == 0) is name.startswith("quarantine"), f"{name}: exit code {code}"
-        results[name] = (seconds - base, peak)
-    results["keyed floor"] = (keyed_floor(copies["quarantine"], work), 0.0)
-    for copy in copies.values():
-        copy.unlink()
+        runs["floor"].append((floor(copy), 0.0))
+        for name, args in WAYS.items():
+            shutil.copy(source, copy)
+            seconds, code, peak = timed(copy, *args)
+            assert (code == 0) is name.startswith("quarantine"), f"{name}: exit code {code}"
+            runs[name].append((seconds - base, peak))
+    results = {
+        name: (statistics.median(s for s, _ in done), max(p for _, p in done))
+        for name, done in runs.items()
+    }
+    shutil.copy(source, copy)
+    assert timed(copy, *WAYS["quarantine"])[1] == 0
+    results["keyed floor"] = (keyed_floor(copy, work), 0.0)
+    copy.unlink()
     source.unlink()
     return results
 
@@ -246,11 +261,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[500_000, 5_000_000])
     parser.add_argument("--violations", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per way (median time)")
     args = parser.parse_args()
     print("(Alembic's start-up is measured and left out of the upgrade figures)")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
-            report(rows, measure(rows, args.violations, Path(tmp)))
+            report(rows, measure(rows, args.violations, Path(tmp), args.repeat))
 
 
 if __name__ == "__main__":

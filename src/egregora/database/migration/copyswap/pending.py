@@ -222,6 +222,45 @@ class PendingRebuilds:
         """The end of the run: everything recorded, before the commit."""
         self.write(connection, list(self.tables), midway=False)
 
+    def add(
+        self,
+        connection: sa.Connection,
+        operation: CreateCopySwapOp,
+        on_violation: str,
+        revision: str,
+        policy: RowPolicy | None,
+    ) -> bool:
+        """Add ``operation`` as its table's next stage; False when it must run now (record)."""
+        name = operation.table.name
+        mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
+        children = self.children([name]) - {name}
+        if children:  # they were judged against this table as it is now
+            self.write(connection, children)
+        stages = self.tables.get(name)
+        if stages and not can_follow(stages[-1], operation, mode):
+            self.write(connection, [name])
+            stages = None
+        if stages:
+            previous = stages[-1].operation.table
+            _check_given_previous(operation, previous)
+        else:
+            referencing = referencing_closure(connection, name)
+            if referencing:  # rebuilt now, with them: as the run has left them so far
+                self.write(connection, [t for t in referencing if t in self.tables])
+                return False
+            previous, _ = current_definitions(connection, operation)
+        make_planner(  # the checks any plan passes first; raises on an invalid operation
+            previous,
+            operation.table,
+            dialect=connection.dialect,
+            column_map=operation.column_map,
+            on_violation=on_violation,
+            policy=policy,
+        )
+        self.sequence.setdefault((revision, name), len(self.sequence))
+        self.tables.setdefault(name, []).append(Stage(operation, revision, mode, policy, previous))
+        return True
+
     def barrier(self, connection: sa.Connection, statement: str) -> None:
         """Before ``statement`` runs: write the recorded tables it names."""
         if self.busy or not self.tables:
@@ -288,47 +327,7 @@ def record(
     if pending is None or pending.busy:
         return False
     with pending.own():
-        return _record(pending, connection, operation, on_violation, revision, policy)
-
-
-def _record(
-    pending: PendingRebuilds,
-    connection: sa.Connection,
-    operation: CreateCopySwapOp,
-    on_violation: str,
-    revision: str,
-    policy: RowPolicy | None,
-) -> bool:
-    name = operation.table.name
-    mode: OnViolation = "quarantine" if on_violation == "quarantine" else "fail"
-    children = pending.children([name]) - {name}
-    if children:  # they were judged against this table as it is now
-        pending.write(connection, children)
-    stages = pending.tables.get(name)
-    if stages and not can_follow(stages[-1], operation, mode):
-        pending.write(connection, [name])
-        stages = None
-    if stages:
-        previous = stages[-1].operation.table
-        _check_given_previous(operation, previous)
-    else:
-        referencing = referencing_closure(connection, name)
-        if referencing:  # rebuilt now, with them: as the run has left them so far
-            pending.write(connection, [t for t in referencing if t in pending.tables])
-            return False
-        previous, _ = current_definitions(connection, operation)
-    make_planner(  # the checks any plan passes first; raises on an invalid operation
-        previous,
-        operation.table,
-        dialect=connection.dialect,
-        column_map=operation.column_map,
-        on_violation=on_violation,
-        policy=policy,
-    )
-    stage = Stage(operation, revision, mode, policy, previous)
-    pending.sequence.setdefault((revision, name), len(pending.sequence))
-    pending.tables.setdefault(name, []).append(stage)
-    return True
+        return pending.add(connection, operation, on_violation, revision, policy)
 
 
 def _check_given_previous(operation: CreateCopySwapOp, previous: sa.Table) -> None:
