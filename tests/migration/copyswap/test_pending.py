@@ -421,3 +421,23 @@ def test_a_clean_fail_mode_run_reports_each_table_once(tmp_path: Path) -> None:
         (t["revision"], t["table"], t["rows_quarantined"]) for t in unfused["tables"]
     }
     assert fused["destroyed"] == unfused["destroyed"]
+
+
+def test_the_real_history_refused_writes_no_copy_and_says_what_one_by_one_says(
+    tmp_path: Path,
+) -> None:
+    """V3 to head on messy data, fail mode: the same refusal, from scans alone."""
+    from tests.messy import build_v3
+
+    said = {}
+    for fuse in ("true", "false"):
+        path = tmp_path / f"{fuse}.duckdb"
+        build_v3(path, n=200)
+        before = file_sha256(path)
+        url = f"url=duckdb:///{path}"
+        done = run_cli("-x", url, "-x", f"fuse={fuse}", "upgrade", "head", cwd=tmp_path)
+        assert done.returncode != 0 and "Refused:" in done.stdout, done.stderr
+        assert file_sha256(path) == before
+        said[fuse] = (done.stdout, copies(done.stderr))
+    assert said["true"][0] == said["false"][0]
+    assert said["true"][1] == [] and said["false"][1] != []

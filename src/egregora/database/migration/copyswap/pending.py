@@ -112,7 +112,12 @@ class PendingRebuilds:
         return {t for t in self.tables if self.references(t) & wanted}
 
     def write(
-        self, connection: sa.Connection, names: Iterable[str], *, midway: bool = True
+        self,
+        connection: sa.Connection,
+        names: Iterable[str],
+        *,
+        midway: bool = True,
+        catalog: bool = False,
     ) -> None:
         """Write the recorded tables ``names``, their recorded children, and their parents.
 
@@ -124,6 +129,8 @@ class PendingRebuilds:
         A fail-mode run first judges everything recorded (scans, no copy).
         Once it is refused, it writes only what a later statement must read
         with changed values or without refused rows; at its end, nothing.
+        ``catalog``: only the catalog is read (a refused run then writes
+        nothing: its later revisions are judged on the catalog as it stands).
         """
         chosen = {n for n in names if n in self.tables}
         while True:  # children judged against what is about to change; parents they read
@@ -136,9 +143,12 @@ class PendingRebuilds:
             judged = self.judging()
             if judged:
                 self.judge_all(connection)
+            refused = judged and bool(self.collector)
+            if refused and catalog:
+                return
             for table in self.order(chosen):
                 verdict = self.verdicts.pop(table, None)
-                if not (judged and self.collector):
+                if not refused:
                     self.write_one(connection, table, midway, judged=judged)
                 elif midway and not (verdict is not None and verdict.clean and verdict.keeps):
                     # a later statement reads it: as if quarantining, collected already
@@ -266,12 +276,11 @@ class PendingRebuilds:
         if self.busy or not self.tables:
             return
         names = identifiers(statement)
-        if names & CATALOG:  # what tables and columns exist: as the revisions left them
-            named = set(self.tables)
-        else:
-            named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
+        named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
         if named:
             self.write(connection, named)
+        if names & CATALOG:  # what tables and columns exist: as the revisions left them
+            self.write(connection, list(self.tables), catalog=True)
 
 
 def installed(connection: sa.Connection) -> PendingRebuilds | None:
