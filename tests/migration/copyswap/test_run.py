@@ -545,3 +545,34 @@ def test_the_duplicate_kept_is_the_callers_choice(
     apply(path, target, on_violation="quarantine", context_opts=opts)
     assert rows(path, "SELECT note FROM votes") == [(kept,)]
     assert rows(path, "SELECT count(*) FROM votes_quarantine") == [(2,)]
+
+
+def _titled(*columns: sa.Column[object]) -> sa.Table:
+    return sa.Table("titled", sa.MetaData(), sa.Column("id", sa.String()), *columns)
+
+
+def test_a_rename_into_a_not_null_column_judges_the_renamed_values(db_path: Path) -> None:
+    """Found trying the op as a user: the NOT NULL rule re-read the old column's name."""
+    sql(db_path, "CREATE TABLE titled (id VARCHAR, title VARCHAR)")
+    sql(db_path, "INSERT INTO titled VALUES ('a', 'x'), ('b', NULL)")
+    target = _titled(sa.Column("headline", sa.String(), nullable=False))
+    renamed = {"headline": sa.column("title")}
+    with pytest.raises(ConstraintViolations) as err:
+        apply(db_path, target, column_map=renamed)
+    assert "NOT NULL titled.headline" in str(err.value) and "1 row (for example 'b')" in str(
+        err.value
+    )
+    apply(db_path, target, column_map=renamed, on_violation="quarantine")
+    assert rows(db_path, "SELECT id, headline FROM titled") == [("a", "x")]
+    assert rows(db_path, "SELECT id, title FROM titled_quarantine") == [("b", None)]
+
+
+def test_a_value_that_does_not_convert_is_one_violation_not_two(db_path: Path) -> None:
+    sql(db_path, "CREATE TABLE titled (id VARCHAR, score INTEGER NOT NULL)")
+    sql(db_path, "INSERT INTO titled VALUES ('a', 1), ('b', 70000)")
+    target = _titled(sa.Column("score", sa.SmallInteger(), nullable=False))
+    with pytest.raises(ConstraintViolations) as err:
+        apply(db_path, target)
+    message = str(err.value)
+    assert "conversion score" in message and "NOT NULL" not in message
+    assert "violate 1 constraint " in message

@@ -49,6 +49,15 @@ def sorted_checks(table: sa.Table) -> list[sa.CheckConstraint]:
     return sorted(all_checks(table), key=lambda c: (str(c.name), str(c.sqltext)))
 
 
+def sorted_fks(table: sa.Table) -> list[sa.ForeignKeyConstraint]:
+    """The FOREIGN KEYs of ``table`` in a stable order (SQLAlchemy keeps them in a set).
+
+    Found by trying the operation as a user: a table with two FOREIGN KEYs got
+    them in another order in each ``--sql`` script.
+    """
+    return sorted(table.foreign_key_constraints, key=lambda fk: repr(fk_signature(fk)))
+
+
 def key_constraints(table: sa.Table) -> list[tuple[str, str, list[str]]]:
     """(kind, name, columns) of the PRIMARY KEY and UNIQUE constraints, PK first."""
     keys: list[tuple[str, str, list[str]]] = []

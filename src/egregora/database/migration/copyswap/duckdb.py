@@ -37,6 +37,7 @@ from egregora.database.migration.definitions import (
     referred_columns,
     referred_table,
     sorted_checks,
+    sorted_fks,
 )
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.sequences import implicit_sequence, implicit_sequence_name
@@ -308,7 +309,7 @@ class RebuildPlanner(StepPlanner):
         """CREATE TABLE for ``table`` under ``as_name``; keys only where inline_keys says."""
         scratch = sa.MetaData()
         stubs: dict[str, dict[str, sa.types.TypeEngine[object]]] = {}
-        for fk in table.foreign_key_constraints:
+        for fk in sorted_fks(table):
             ref = stubs.setdefault(referred_table(fk), {})
             for column, referred in zip(fk.columns, referred_columns(fk), strict=True):
                 ref[referred] = column.type
@@ -341,7 +342,7 @@ class RebuildPlanner(StepPlanner):
                 [c.name for c in fk.columns],
                 [f"{referred_table(fk)}.{r}" for r in referred_columns(fk)],
             )
-            for fk in table.foreign_key_constraints
+            for fk in sorted_fks(table)
         ]
         if table.name in self.inline_keys:
             constraints += [

@@ -36,10 +36,14 @@ from egregora.database.migration.definitions import (
     referred_columns,
     referred_table,
     sorted_checks,
+    sorted_fks,
     unique_indexes,
 )
 from egregora.database.migration.sequences import implicit_sequence
 from egregora.database.migration.sqltext import normalize_sql
+
+#: a rule relation's column saying whether a converted column's value converts
+CONVERTS = "__ccs_converts_"
 
 
 class RulePlanner(SqlWriter):
@@ -121,6 +125,11 @@ class RulePlanner(SqlWriter):
         """
         items = [f"{self.own_id} AS {self.q(ROW_ID)}"]
         items += self.target_values(safe)
+        for name in sorted(self.changed) if self.can_try else ():
+            # whether the value converts, judged on the old row: a rule over this
+            # relation can't repeat the conversion, whose column it renamed or holds
+            value, _ = self.values[name]
+            items.append(f"TRY(({value}) IS NULL) IS NOT NULL AS {self.q(CONVERTS + name)}")
         return f"(SELECT {', '.join(items)} FROM {self.own_rows})"
 
     def target_values(self, safe: bool) -> list[str]:
@@ -226,8 +235,7 @@ class RulePlanner(SqlWriter):
                 continue
             predicate = f"{self.q(column.name)} IS NULL"
             if column.name in self.changed and self.can_try:  # a failed conversion: own rule
-                value, _ = self.values[column.name]
-                predicate += f" AND TRY(({value}) IS NULL) IS NOT NULL"
+                predicate += f" AND {self.q(CONVERTS + column.name)}"
             rules.append(
                 self.rule(
                     self.name,
@@ -256,7 +264,7 @@ class RulePlanner(SqlWriter):
     def foreign_key_rules(self, src: str, untouched: bool) -> list[Rule]:
         old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
         rules = []
-        for fk in self.target.foreign_key_constraints:
+        for fk in sorted_fks(self.target):
             if untouched and fk_signature(fk) in old_fks:
                 continue
             parent = self.parent_rows(referred_table(fk))
@@ -284,7 +292,7 @@ class RulePlanner(SqlWriter):
         rules: list[Rule] = []
         keys_change = bool(self.changed or self.column_map)
         for dependent in self.dependents:
-            for fk in dependent.foreign_key_constraints:
+            for fk in sorted_fks(dependent):
                 parent_name = referred_table(fk)
                 if parent_name == self.name:
                     if mode == "fail" and not keys_change:
