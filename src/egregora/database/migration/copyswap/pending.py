@@ -31,7 +31,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from egregora.database.migration.catalog import referencing_closure
+from egregora.database.migration.catalog import (
+    driver,
+    referencing_closure,
+    view_and_macro_sources,
+)
 from egregora.database.migration.copyswap.engine import ENGINES
 from egregora.database.migration.copyswap.fusedrun import judge, run_fused
 from egregora.database.migration.copyswap.fusion import Stage, can_follow, plan_judged
@@ -41,7 +45,14 @@ from egregora.database.migration.copyswap.planner import make_planner
 from egregora.database.migration.copyswap.preflight import Violation
 from egregora.database.migration.copyswap.run import current_definitions, run_online
 from egregora.database.migration.definitions import referred_table
-from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.errors import (
+    INTERRUPTED,
+    InvalidOperation,
+    MigrationFailed,
+    SchemaError,
+    first_line,
+    is_interrupt,
+)
 from egregora.database.migration.report import RunReport, TableReport
 from egregora.database.migration.sqltext import identifiers
 
@@ -59,6 +70,8 @@ CATALOG = frozenset(
         "pg_catalog",
     }
 )
+#: how statements that change no view or macro begin (any other may)
+READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
 #: connection.info key of the run's PendingRebuilds
 PENDING_INFO = "egregora_pending_rebuilds"
 
@@ -85,6 +98,8 @@ class PendingRebuilds:
         self.busy = False  # our own statements are no barrier
         self.verdicts: dict[str, Verdict] = {}  # fail mode: what judge_all found
         self.scratch: dict[str, list[str]] = {}  # the temporary tables judging made
+        #: views and macros: the names their SQL reads (read again after any DDL)
+        self.sources: dict[str, set[str]] | None = None
         #: (revision, table) -> when its first operation came: the report's order
         self.sequence: dict[tuple[str, str], int] = {}
 
@@ -147,17 +162,24 @@ class PendingRebuilds:
             if refused and catalog:
                 return
             for table in self.order(chosen):
-                verdict = self.verdicts.pop(table, None)
-                if not refused:
-                    self.write_one(connection, table, midway, judged=judged)
-                elif midway and not (verdict is not None and verdict.clean and verdict.keeps):
-                    # a later statement reads it: as if quarantining, collected already
-                    self.write_one(connection, table, midway, collector=[])
-                else:  # refused: the run is rolled back, no copy is needed
-                    del self.tables[table]
-                    if self.report is not None and verdict is not None:
-                        self.report.tables += verdict.reports
-                self.drop_scratch(connection, table)
+                with self.naming(table):
+                    self.write_table(connection, table, midway, judged, refused)
+
+    def write_table(
+        self, connection: sa.Connection, table: str, midway: bool, judged: bool, refused: bool
+    ) -> None:
+        """One table of :meth:`write`: written, written as if quarantining, or given up."""
+        verdict = self.verdicts.pop(table, None)
+        if not refused:
+            self.write_one(connection, table, midway, judged=judged)
+        elif midway and not (verdict is not None and verdict.clean and verdict.keeps):
+            # a later statement reads it: as if quarantining, collected already
+            self.write_one(connection, table, midway, collector=[])
+        else:  # refused: the run is rolled back, no copy is needed
+            del self.tables[table]
+            if self.report is not None and verdict is not None:
+                self.report.tables += verdict.reports
+        self.drop_scratch(connection, table)
 
     def judging(self) -> bool:
         """A fail-mode run that collects every violation before refusing (env.py's)."""
@@ -167,18 +189,43 @@ class PendingRebuilds:
     def judge_all(self, connection: sa.Connection) -> None:
         """Judge the stages not judged yet, parents first; collect their violations."""
         for table in self.order(set(self.tables)):
-            stages = self.tables[table]
-            verdict = self.verdicts.setdefault(table, Verdict())
-            if verdict.stages == len(stages):
-                continue
-            parents = {t: v.output for t, v in self.verdicts.items() if t != table and v.output}
-            plans = plan_judged(stages, dialect=connection.dialect, parents=parents)
-            new = plans[verdict.stages :]
-            clean = judge(connection, new, self.collector, self.report, verdict.reports)
-            verdict.clean &= clean
-            verdict.keeps &= all(p.keeps_values for p in new)
-            verdict.stages, verdict.output = len(stages), plans[-1].output
-            self.scratch.setdefault(table, []).extend(p.rejected for p in new)
+            with self.naming(table):
+                self.judge_table(connection, table)
+
+    @contextlib.contextmanager
+    def naming(self, table: str) -> Iterator[None]:
+        """A database error while writing or judging ``table``: one paragraph naming it.
+
+        The run's transaction rolls back. (Raised at the end of the run, or
+        at a barrier, it would otherwise surface as the driver's traceback.)
+        """
+        revisions = ", ".join(dict.fromkeys(s.revision for s in self.tables.get(table, [])))
+        try:
+            yield
+        except SchemaError:
+            raise
+        except Exception as exc:
+            if is_interrupt(exc):
+                raise MigrationFailed(INTERRUPTED) from None
+            raise MigrationFailed(
+                f"create_copy_swap on {table} (from {revisions}) failed: "
+                f"{first_line(exc)}. The migration was rolled back; the database is unchanged."
+            ) from None
+
+    def judge_table(self, connection: sa.Connection, table: str) -> None:
+        """Judge ``table``'s stages not judged yet (judge_all)."""
+        stages = self.tables[table]
+        verdict = self.verdicts.setdefault(table, Verdict())
+        if verdict.stages == len(stages):
+            return
+        parents = {t: v.output for t, v in self.verdicts.items() if t != table and v.output}
+        plans = plan_judged(stages, dialect=connection.dialect, parents=parents)
+        new = plans[verdict.stages :]
+        clean = judge(connection, new, self.collector, self.report, verdict.reports)
+        verdict.clean &= clean
+        verdict.keeps &= all(p.keeps_values for p in new)
+        verdict.stages, verdict.output = len(stages), plans[-1].output
+        self.scratch.setdefault(table, []).extend(p.rejected for p in new)
 
     def drop_scratch(self, connection: sa.Connection, table: str) -> None:
         """The judged row ids of a table written (or given up): no longer read."""
@@ -272,15 +319,38 @@ class PendingRebuilds:
         return True
 
     def barrier(self, connection: sa.Connection, statement: str) -> None:
-        """Before ``statement`` runs: write the recorded tables it names."""
-        if self.busy or not self.tables:
+        """Before ``statement`` runs: write the recorded tables it reads or writes.
+
+        Named in it, or read by a view or macro it names (directly or not:
+        measured by trying it as a user, Egregora's own documents_view read
+        journals as they were before the held rebuild).
+        """
+        if self.busy:
             return
-        names = identifiers(statement)
+        if not statement.lstrip().upper().startswith(READS_AND_WRITES):
+            self.sources = None  # perhaps a view or macro made, changed or dropped
+        if not self.tables:
+            return
+        names = self.through_readers(connection, identifiers(statement))
         named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
         if named:
             self.write(connection, named)
         if names & CATALOG:  # what tables and columns exist: as the revisions left them
             self.write(connection, list(self.tables), catalog=True)
+
+    def through_readers(self, connection: sa.Connection, names: set[str]) -> set[str]:
+        """``names``, and every name the views and macros among them read, transitively."""
+        if self.sources is None:
+            found = view_and_macro_sources(driver(connection))
+            self.sources = {name.lower(): identifiers(sql) for _, name, sql in found}
+        seen = set(names)
+        waiting = [n for n in names if n in self.sources]
+        while waiting:
+            for name in self.sources[waiting.pop()] - seen:
+                seen.add(name)
+                if name in self.sources:
+                    waiting.append(name)
+        return seen
 
 
 def installed(connection: sa.Connection) -> PendingRebuilds | None:
