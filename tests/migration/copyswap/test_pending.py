@@ -494,3 +494,28 @@ def downgrade():
     with duckdb.connect(str(path), read_only=True) as con:
         # r1 quarantined b (an empty note) before r2 counted: 6 of the 7 rows
         assert con.execute("SELECT n FROM seen").fetchall() == [(6,)]
+
+
+def test_a_refused_dry_run_reports_what_one_without_fusion_reports(tmp_path: Path) -> None:
+    """Messy V3 data, fail mode, dry run: per revision, the same rows counted once."""
+    from tests.messy import build_v3
+
+    reports = {}
+    for fuse in ("true", "false"):
+        path = tmp_path / f"{fuse}.duckdb"
+        build_v3(path, n=200)
+        report = tmp_path / f"{fuse}.json"
+        done = run_cli(
+            *("-x", f"url=duckdb:///{path}", "-x", f"fuse={fuse}", "-x", "dry_run=true"),
+            *("-x", f"report={report}", "upgrade", "head"),
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0 and "would be refused" in done.stdout, done.stderr
+        reports[fuse] = json.loads(report.read_text())
+    fused, unfused = reports["true"], reports["false"]
+    assert [r["quarantined"] for r in fused["revisions"]] == [
+        r["quarantined"] for r in unfused["revisions"]
+    ]
+    assert fused["refused"] == unfused["refused"]
+    assert sorted(map(repr, fused["destroyed"])) == sorted(map(repr, unfused["destroyed"]))
+    assert fused["totals"]["rows_quarantined"] == unfused["totals"]["rows_quarantined"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from logging.config import fileConfig
 from typing import Any
 
@@ -45,7 +45,7 @@ from egregora.database.migration.errors import (
 from egregora.database.migration.locks import ONE_CORE, is_lock_timeout, wait_for_advisory_lock
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
-from egregora.database.migration.report import RevisionReport, RunReport
+from egregora.database.migration.report import RevisionReport, RunReport, TableReport
 from egregora.database.migration.runstate import (
     ON_VIOLATION_OPTION,
     REPORT_OPTION,
@@ -310,20 +310,29 @@ class _RevisionTimer:
             started = time.perf_counter()
             pending.write_all(connection)
             self.report.rebuild_seconds = round(time.perf_counter() - started, 3)
-        self.count(connection)
+        self.count(connection, pending.given_up if pending is not None else [])
 
     def position(self, violation: Violation) -> int:
         """Where the violation's revision came in the run (for the report's order)."""
         tags = [f"{r.revision} {r.direction}" for r in self.report.revisions]
         return tags.index(violation.revision) if violation.revision in tags else len(tags)
 
-    def count(self, connection: sa.Connection) -> None:
-        """Each revision's quarantined rows so far, by their tag."""
+    def count(self, connection: sa.Connection, unwritten: Sequence[TableReport] = ()) -> None:
+        """Each revision's quarantined rows, by their tag.
+
+        ``unwritten``: a refused run's tables judged but never written, whose
+        rows would have been quarantined (as a run without fusion moves them).
+        """
         moved: dict[str, dict[str, int]] = {}
         for (table, tag), n in quarantine_counts(connection).items():
             extra = n - self.at_start.get((table, tag), 0)
             if extra:
                 moved.setdefault(tag, {})[table] = extra
+        for judged in unwritten:
+            if judged.rows_quarantined:
+                into = moved.setdefault(judged.revision, {})
+                name = judged.table + QUARANTINE_SUFFIX
+                into[name] = into.get(name, 0) + judged.rows_quarantined
         for entry in self.report.revisions:
             entry.quarantined = moved.get(f"{entry.revision} {entry.direction}", {})
 

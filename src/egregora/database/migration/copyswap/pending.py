@@ -98,6 +98,8 @@ class PendingRebuilds:
         self.busy = False  # our own statements are no barrier
         self.verdicts: dict[str, Verdict] = {}  # fail mode: what judge_all found
         self.scratch: dict[str, list[str]] = {}  # the temporary tables judging made
+        #: table reports of a refused run's tables judged and never written
+        self.given_up: list[TableReport] = []
         #: views and macros: the names their SQL reads (read again after any DDL)
         self.sources: dict[str, set[str]] | None = None
         #: (revision, table) -> when its first operation came: the report's order
@@ -173,13 +175,27 @@ class PendingRebuilds:
         if not refused:
             self.write_one(connection, table, midway, judged=judged)
         elif midway and not (verdict is not None and verdict.clean and verdict.keeps):
-            # a later statement reads it: as if quarantining, collected already
-            self.write_one(connection, table, midway, collector=[])
+            # a later statement reads it: as if quarantining; judging has collected its
+            # violations, counted what it drops and reported it already
+            self.write_one(connection, table, midway, collector=[], reported=False)
+            self.keep_reports(verdict, moved=False)
         else:  # refused: the run is rolled back, no copy is needed
             del self.tables[table]
-            if self.report is not None and verdict is not None:
-                self.report.tables += verdict.reports
+            self.keep_reports(verdict, moved=True)
         self.drop_scratch(connection, table)
+
+    def keep_reports(self, verdict: Verdict | None, moved: bool) -> None:
+        """A refused run's judged table: its stages' reports, as if each had run.
+
+        ``moved``: the table is not written, so its stages' rejected rows are
+        not in any quarantine table: they are counted as the revisions' all the
+        same (``given_up``), as a run without fusion would have moved them.
+        """
+        if self.report is None or verdict is None:
+            return
+        self.report.tables += verdict.reports
+        if moved:
+            self.given_up += verdict.reports
 
     def judging(self) -> bool:
         """A fail-mode run that collects every violation before refusing (env.py's)."""
@@ -252,10 +268,13 @@ class PendingRebuilds:
         *,
         judged: bool = False,
         collector: list[Violation] | None = None,
+        reported: bool = True,
     ) -> None:
-        """Write one table's stages. ``collector``: instead of the run's (see write)."""
+        """Write one table's stages. ``collector``: instead of the run's (see write);
+        ``reported``: into the run's report (not when judging reported it)."""
         stages = self.tables.pop(table)
         collector = self.collector if collector is None else collector
+        report = self.report if reported else None
         # keys declared in CREATE TABLE when a rebuild still to come may reference it
         inline = midway or bool(self.children([table]))
         if len(stages) > 1:
@@ -268,7 +287,7 @@ class PendingRebuilds:
             stage.on_violation,
             stage.revision,
             collector,
-            self.report,
+            report,
             stage.policy,
             inline_keys=inline,
             previous=stage.previous,
