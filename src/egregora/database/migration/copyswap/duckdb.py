@@ -317,7 +317,19 @@ class RebuildPlanner(StepPlanner):
             sa.Table(ref_name, scratch, *(sa.Column(c, t) for c, t in ref_cols.items()))
         columns = [self.column_copy(column) for column in table.columns]
         copy_table = sa.Table(as_name, scratch, *columns, *self.constraint_copies(table))
-        return str(CreateTable(copy_table).compile(dialect=self.dialect)).strip()
+        created = str(CreateTable(copy_table).compile(dialect=self.dialect)).strip()
+        if table.name not in self.inline_keys or not key_constraints(table):
+            return created
+        # Keys declared last, in the order ALTER TABLE adds them after a copy: DuckDB
+        # keeps constraints in the order given, and SQLAlchemy would put the PRIMARY
+        # KEY first. Either way of building a table then stores the same DDL (found
+        # by a round-trip test once fusion declared keys inline where it had not).
+        keys = [
+            f"{kind if kind == 'PRIMARY KEY' else 'UNIQUE'} ({self.cols(key_columns)})"
+            for kind, _name, key_columns in key_constraints(table)
+        ]
+        assert created.endswith(")")
+        return created[:-1].rstrip() + ", \n\t" + ", \n\t".join(keys) + "\n)"
 
     def column_copy(self, column: sa.Column[object]) -> sa.Column[object]:
         if column.computed is not None:
@@ -344,14 +356,7 @@ class RebuildPlanner(StepPlanner):
             )
             for fk in sorted_fks(table)
         ]
-        if table.name in self.inline_keys:
-            constraints += [
-                sa.PrimaryKeyConstraint(*key_columns)
-                if kind == "PRIMARY KEY"
-                else sa.UniqueConstraint(*key_columns)
-                for kind, _name, key_columns in key_constraints(table)
-            ]
-        return constraints
+        return constraints  # keys: see create_sql
 
     def server_default(self, column: sa.Column[object]) -> sa.schema.FetchedValue | None:
         # duckdb-sqlalchemy backs an autoincrement integer primary key with an
