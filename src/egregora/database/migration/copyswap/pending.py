@@ -36,10 +36,15 @@ from egregora.database.migration.catalog import (
     referencing_closure,
     view_and_macro_sources,
 )
+from egregora.database.migration.copyswap.barriers import (
+    barrier,
+    may_change_readers,
+    readers_of,
+)
 from egregora.database.migration.copyswap.engine import ENGINES
 from egregora.database.migration.copyswap.fusedrun import judge, run_fused
 from egregora.database.migration.copyswap.fusion import Stage, can_follow, plan_judged
-from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, OnViolation, RowPolicy
+from egregora.database.migration.copyswap.model import OnViolation, RowPolicy
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.planner import make_planner
 from egregora.database.migration.copyswap.preflight import Violation
@@ -54,24 +59,7 @@ from egregora.database.migration.errors import (
     is_interrupt,
 )
 from egregora.database.migration.report import RunReport, TableReport
-from egregora.database.migration.sqltext import identifiers
 
-#: names a statement reads the catalog through (SQLAlchemy's inspector, a
-#: revision's own query): everything recorded is written before it
-CATALOG = frozenset(
-    {
-        "duckdb_tables",
-        "duckdb_columns",
-        "duckdb_constraints",
-        "duckdb_indexes",
-        "duckdb_views",
-        "duckdb_dependencies",
-        "information_schema",
-        "pg_catalog",
-    }
-)
-#: how statements that change no view or macro begin (any other may)
-READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
 #: connection.info key of the run's PendingRebuilds
 PENDING_INFO = "egregora_pending_rebuilds"
 
@@ -101,7 +89,7 @@ class PendingRebuilds:
         #: table reports of a refused run's tables judged and never written
         self.given_up: list[TableReport] = []
         #: views and macros: the names their SQL reads (read again after any DDL)
-        self.sources: dict[str, set[str]] | None = None
+        self.readers: dict[str, set[str]] | None = None
         #: (revision, table) -> when its first operation came: the report's order
         self.sequence: dict[tuple[str, str], int] = {}
 
@@ -338,38 +326,20 @@ class PendingRebuilds:
         return True
 
     def barrier(self, connection: sa.Connection, statement: str) -> None:
-        """Before ``statement`` runs: write the recorded tables it reads or writes.
-
-        Named in it, or read by a view or macro it names (directly or not:
-        measured by trying it as a user, Egregora's own documents_view read
-        journals as they were before the held rebuild).
-        """
+        """Before ``statement`` runs: write the held tables it reads or writes (barriers.py)."""
         if self.busy:
             return
-        if not statement.lstrip().upper().startswith(READS_AND_WRITES):
-            self.sources = None  # perhaps a view or macro made, changed or dropped
+        if may_change_readers(statement):
+            self.readers = None
         if not self.tables:
             return
-        names = self.through_readers(connection, identifiers(statement))
-        named = {t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
-        if named:
-            self.write(connection, named)
-        if names & CATALOG:  # what tables and columns exist: as the revisions left them
+        if self.readers is None:
+            self.readers = readers_of(view_and_macro_sources(driver(connection)))
+        found = barrier(statement, self.tables, self.readers)
+        if found.tables:
+            self.write(connection, found.tables)
+        if found.reads_catalog:
             self.write(connection, list(self.tables), catalog=True)
-
-    def through_readers(self, connection: sa.Connection, names: set[str]) -> set[str]:
-        """``names``, and every name the views and macros among them read, transitively."""
-        if self.sources is None:
-            found = view_and_macro_sources(driver(connection))
-            self.sources = {name.lower(): identifiers(sql) for _, name, sql in found}
-        seen = set(names)
-        waiting = [n for n in names if n in self.sources]
-        while waiting:
-            for name in self.sources[waiting.pop()] - seen:
-                seen.add(name)
-                if name in self.sources:
-                    waiting.append(name)
-        return seen
 
 
 def installed(connection: sa.Connection) -> PendingRebuilds | None:

@@ -1,0 +1,79 @@
+"""Which held rebuilds a statement must see written first: pure rules, no database.
+
+A run holds its DuckDB rebuilds back (:mod:`.pending`); a statement that
+reads or writes a held table is a *barrier*. Decided from the statement's
+text, as identifiers (quoted or bare, any case):
+
+- the table, or its ``<table>_quarantine`` table, named in the statement;
+- the table read by a view or macro the statement names, directly or
+  through other views and macros (found by trying it as a user: through
+  Egregora's own ``documents_view``, journals read as before its rebuild);
+- any catalog read: every held table (what exists is what the revisions
+  before left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
+from egregora.database.migration.sqltext import identifiers
+
+#: names a statement reads the catalog through (SQLAlchemy's inspector, a
+#: revision's own query)
+CATALOG = frozenset(
+    {
+        "duckdb_tables",
+        "duckdb_columns",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_views",
+        "duckdb_dependencies",
+        "information_schema",
+        "pg_catalog",
+    }
+)
+#: how statements that create, change or drop no view or macro begin
+READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """The held tables a statement needs written, and whether it reads the catalog."""
+
+    tables: frozenset[str]
+    reads_catalog: bool
+
+
+def barrier(statement: str, held: Iterable[str], readers: Mapping[str, set[str]]) -> Barrier:
+    """What ``statement`` needs written of the ``held`` tables.
+
+    ``readers``: each view's and macro's name (lower case) -> the
+    identifiers its SQL holds (:func:`readers_of`).
+    """
+    names = _through(identifiers(statement), readers)
+    tables = {t for t in held if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & names}
+    return Barrier(frozenset(tables), bool(names & CATALOG))
+
+
+def may_change_readers(statement: str) -> bool:
+    """Whether ``statement`` may create, change or drop a view or macro."""
+    return not statement.lstrip().upper().startswith(READS_AND_WRITES)
+
+
+def readers_of(sources: Iterable[tuple[str, str, str]]) -> dict[str, set[str]]:
+    """(kind, name, SQL) of views and macros (catalog.view_and_macro_sources) -> readers."""
+    return {name.lower(): identifiers(sql) for _, name, sql in sources}
+
+
+def _through(names: set[str], readers: Mapping[str, set[str]]) -> set[str]:
+    """``names``, and every name the views and macros among them read, transitively."""
+    seen = set(names)
+    waiting = [n for n in names if n in readers]
+    while waiting:
+        for name in readers[waiting.pop()] - seen:
+            seen.add(name)
+            if name in readers:
+                waiting.append(name)
+    return seen
