@@ -36,6 +36,7 @@ from egregora.database.migration.copyswap.run import (
     lean,
     log,
     parents_of,
+    rejected_rows,
     rekey,
     table_report,
 )
@@ -151,7 +152,7 @@ class _Judged:
             for rule in plan.rules:
                 self.raw.execute(rule.reject_sql)
             quoted = self.connection.dialect.identifier_preparer.quote(plan.rejected)
-            quarantined, reasons = _rejected(self.raw, quoted)
+            quarantined, reasons = rejected_rows(self.raw, quoted).get(stage.table, (0, {}))
             outcome.rows_quarantined, outcome.reasons = quarantined, reasons
             if quarantined and move:
                 for step in plan.moves:
@@ -245,15 +246,3 @@ def _count(raw: Any, connection: sa.Connection, table: str) -> int:
     quoted = connection.dialect.identifier_preparer.quote(table)
     row = raw.execute(f"SELECT count(*) FROM {quoted}").fetchone()
     return int(row[0])
-
-
-def _rejected(raw: Any, quoted: str) -> tuple[int, dict[str, int]]:
-    """Rows a stage rejected (its table, quoted), and how many times each kind of rule did."""
-    (count,) = raw.execute(f"SELECT count(DISTINCT rid) FROM {quoted}").fetchone()
-    reasons = {
-        str(reason): int(n)
-        for reason, n in raw.execute(
-            f"SELECT split_part(reason, ':', 1), count(*) FROM {quoted} GROUP BY 1"
-        ).fetchall()
-    }
-    return int(count), reasons

@@ -37,7 +37,6 @@ from egregora.database.migration.copyswap.model import (
 )
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.planner import make_planner, plan_copy_swap
-from egregora.database.migration.definitions import plain_column
 from egregora.database.migration.sequences import implicit_sequence
 
 #: default expressions whose value differs each time they are read: a stage
@@ -63,9 +62,7 @@ class Stage:
 
     def dropped_columns(self) -> list[str]:
         """Columns of ``previous`` whose values this stage drops."""
-        kept = set(self.operation.table.columns.keys())
-        kept |= {plain_column(v) or "" for v in self.operation.column_map.values()}
-        return [c for c in self.previous.columns.keys() if c not in kept]  # noqa: SIM118
+        return self.operation.dropped_columns(self.previous)
 
 
 def can_follow(stage: Stage, operation: CreateCopySwapOp, on_violation: OnViolation) -> bool:
@@ -166,11 +163,11 @@ def plan_fused(
     aside: str | None = None  # the same relations, over the table moved aside
     for index, stage in enumerate(stages[:-1], start=1):
         plan = _earlier(stage, f"{REJECTED}_{index}", origin, dialect, parents)
-        moved = _earlier(
-            stage, plan.rejected, aside, dialect, parents, reads=stage.table + OLD_SUFFIX
-        )
+        if renamable:  # the same relation, read from the table moved aside
+            reads = stage.table + OLD_SUFFIX
+            aside = _earlier(stage, plan.rejected, aside, dialect, parents, reads=reads).output
         planned.append(plan)
-        origin, aside = plan.output, moved.output
+        origin = plan.output
     last = stages[-1]
     final = plan_copy_swap(
         last.previous,

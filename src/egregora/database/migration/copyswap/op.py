@@ -87,13 +87,14 @@ class CreateCopySwapOp(MigrateOperation):
                 reverse[old_name] = sa.column(new_name)
         return reverse
 
-    def dropped_columns(self) -> list[str]:
-        """Columns of ``previous`` that the target loses, their values with them."""
-        if self.previous is None:
+    def dropped_columns(self, previous: sa.Table | None = None) -> list[str]:
+        """Columns of ``previous`` (else the given ``previous=``) that the target loses."""
+        previous = self.previous if previous is None else previous
+        if previous is None:
             return []
         kept = set(self.table.columns.keys())
         sources = {plain_column(v) for v in self.column_map.values()}
-        return [c for c in self.previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
+        return [c for c in previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
 
     def changed_types(self) -> list[tuple[str, str, str]]:
         """(column, old type, new type) of the columns kept under another type."""

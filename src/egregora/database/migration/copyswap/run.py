@@ -42,7 +42,7 @@ from egregora.database.migration.copyswap.preflight import (
     violation_report,
 )
 from egregora.database.migration.copyswap.writer import literal
-from egregora.database.migration.definitions import plain_column, referred_table
+from egregora.database.migration.definitions import referred_table
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import (
     INTERRUPTED,
@@ -186,8 +186,7 @@ def run_online(
         violations = preflight(driver(connection), checked.rules, revision)
         if not engine.in_place:
             plan = lean(plan, checked, violations)
-    dropped = set(previous.columns.keys()) - set(operation.table.columns.keys())
-    dropped -= {plain_column(v) or "" for v in operation.column_map.values()}
+    dropped = operation.dropped_columns(previous)
     if not judged:  # judging counted them already
         record_dropped(connection, report, revision, name, sorted(dropped))
     refusing = plan.on_violation == "fail" and bool(violations)
@@ -447,11 +446,21 @@ def _rejected_count(connection: sa.Connection, raw: Any, table: str) -> int:
 def _collect_quarantined(
     connection: sa.Connection, raw: Any, outcomes: dict[str, TableOutcome]
 ) -> None:
-    rejected = connection.dialect.identifier_preparer.quote(REJECTED)
-    rows = raw.execute(f"SELECT tbl, count(DISTINCT rid) FROM {rejected} GROUP BY tbl").fetchall()
-    for table, count in rows:
-        outcomes[table].rows_quarantined = int(count)
-    for table, reason, count in raw.execute(
-        f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {rejected} GROUP BY 1, 2"
+    found = rejected_rows(raw, connection.dialect.identifier_preparer.quote(REJECTED))
+    for table, (count, reasons) in found.items():
+        outcomes[table].rows_quarantined = count
+        outcomes[table].reasons.update(reasons)
+
+
+def rejected_rows(raw: Any, quoted: str) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per table in a rejected-rows table (quoted): its rows, and each kind of rule's count."""
+    found: dict[str, tuple[int, dict[str, int]]] = {}
+    for table, count in raw.execute(
+        f"SELECT tbl, count(DISTINCT rid) FROM {quoted} GROUP BY tbl"
     ).fetchall():
-        outcomes[table].reasons[reason] = int(count)
+        found[str(table)] = (int(count), {})
+    for table, reason, count in raw.execute(
+        f"SELECT tbl, split_part(reason, ':', 1), count(*) FROM {quoted} GROUP BY 1, 2"
+    ).fetchall():
+        found[str(table)][1][str(reason)] = int(count)
+    return found
