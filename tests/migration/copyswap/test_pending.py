@@ -519,3 +519,30 @@ def test_a_refused_dry_run_reports_what_one_without_fusion_reports(tmp_path: Pat
     assert fused["refused"] == unfused["refused"]
     assert sorted(map(repr, fused["destroyed"])) == sorted(map(repr, unfused["destroyed"]))
     assert fused["totals"]["rows_quarantined"] == unfused["totals"]["rows_quarantined"]
+
+
+def test_a_refused_run_reports_a_fused_table_once_when_a_barrier_makes_it_write(
+    tmp_path: Path,
+) -> None:
+    """items holds two stages with violations; r3's UPDATE needs it written, as if quarantined."""
+    revisions = {k: REVISIONS[k] for k in ("r0", "r1", "r2")}
+    revisions["r3"] = """
+def upgrade():
+    op.execute("UPDATE items SET note = note")
+
+def downgrade():
+    pass
+"""
+    ini = project(tmp_path, revisions)
+    reports = {}
+    for fuse in ("true", "false"):
+        path = seeded(ini, tmp_path / f"{fuse}.duckdb")
+        report = tmp_path / f"{fuse}.json"
+        done = alembic(ini, path, "upgrade", "head", fuse=fuse, report=str(report))
+        assert done.returncode != 0 and "Refused:" in done.stdout, done.stderr
+        reports[fuse] = json.loads(report.read_text())
+    fused, unfused = reports["true"], reports["false"]
+    keys = [(t["revision"], t["table"]) for t in fused["tables"]]
+    assert len(keys) == len(set(keys)), keys
+    assert sorted(keys) == sorted((t["revision"], t["table"]) for t in unfused["tables"])
+    assert fused["refused"] == unfused["refused"]

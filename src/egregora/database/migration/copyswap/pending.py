@@ -6,12 +6,13 @@ operation is, but not run: it is recorded as a :class:`~.fusion.Stage`. A
 later rebuild of the same table becomes the next stage. What has been
 recorded is written:
 
-- before any statement that names the table (or its quarantine table): a
-  plain operation, ``op.execute``, a data migration through
-  ``op.get_bind()``, a reflection. Such a statement is a *barrier*: it must
-  see the table as the revisions before it left it. A statement that reads
-  the catalog (``sa.inspect(op.get_bind()).get_table_names()``) is one for
-  every recorded table;
+- before any statement that names the table (or its quarantine table, or a
+  view or macro that reads it): a plain operation, ``op.execute``, a data
+  migration through ``op.get_bind()``, a reflection. Such a statement is a
+  *barrier* (the rules: :mod:`.barriers`): it must see the table as the
+  revisions before it left it. A statement that reads the catalog
+  (``sa.inspect(op.get_bind()).get_table_names()``) is one for every
+  recorded table;
 - before a rebuild of a table that a recorded rebuild references: the
   reference was judged against the parent as it was then;
 - before a rebuild of a table other tables reference now: those are rebuilt
@@ -266,7 +267,7 @@ class PendingRebuilds:
         # keys declared in CREATE TABLE when a rebuild still to come may reference it
         inline = midway or bool(self.children([table]))
         if len(stages) > 1:
-            run_fused(connection, stages, collector, self.report, inline_keys=inline, judged=judged)
+            run_fused(connection, stages, collector, report, inline_keys=inline, judged=judged)
             return
         stage = stages[0]
         run_online(
