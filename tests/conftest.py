@@ -35,14 +35,27 @@ def head_of(ini: Path = ALEMBIC_INI) -> str:
 #: The project's head revision: tests that mean "the newest schema" use this,
 #: so that adding a revision to alembic/versions never breaks them.
 HEAD = head_of()
+#: The last V4 roadmap revision: tests that describe V4's rules on its data
+#: (rows that V4 allows and a later revision may not) upgrade to this, not head.
+V4 = "v4g"
 
 
-def copy_project(tmp_path: Path, versions: bool = True) -> Path:
-    """A copy of alembic/ (with or without its revisions) and an alembic.ini for it."""
+def copy_project(tmp_path: Path, versions: bool = True, up_to: str | None = None) -> Path:
+    """A copy of alembic/ (with or without its revisions) and an alembic.ini for it.
+
+    ``up_to``: only the revisions from base to that one (a test's own revision
+    then sits on it without forking the real history, however it grows).
+    """
     folder = tmp_path / "alembic"
     ignore = ["__pycache__"] if versions else ["__pycache__", "versions"]
     shutil.copytree(ROOT / "alembic", folder, ignore=shutil.ignore_patterns(*ignore))
     (folder / "versions").mkdir(exist_ok=True)
+    if up_to is not None:
+        scripts = ScriptDirectory.from_config(Config(str(ALEMBIC_INI)))
+        kept = {Path(s.path).name for s in scripts.walk_revisions("base", up_to)}
+        for path in (folder / "versions").glob("*.py"):
+            if path.name not in kept:
+                path.unlink()
     ini = tmp_path / "alembic.ini"
     text = ALEMBIC_INI.read_text().replace("%(here)s/alembic", str(folder))
     ini.write_text(text.replace("%(here)s/", f"{ROOT}/"))  # pyproject.toml for the hooks

@@ -33,7 +33,7 @@ from egregora.database.migration.catalog import (
 from egregora.database.migration.errors import AdoptionRefused, ConstraintViolations
 
 from . import legacy, pg_server
-from .conftest import HEAD, alembic_cfg, run_cli
+from .conftest import HEAD, V4, alembic_cfg, run_cli
 from .messy import V3_TABLES, MessyV3, build_v3
 from .migration.autogenerate.test_compare import _cfg, _metadata, _project
 from .pg_server import PostgresServer
@@ -294,7 +294,7 @@ def test_copy_swap_quarantines_with_the_same_report(pg_url: str, tmp_path: Path)
     assert version(pg_url) == ["v3"]  # a dry run rolls back
     assert not pg_sql(pg_url, "SELECT to_regclass('journals_quarantine')")[0][0]
 
-    command.upgrade(alembic_cfg(pg_url, on_violation="quarantine"), "head")
+    command.upgrade(alembic_cfg(pg_url, on_violation="quarantine"), V4)
     assert pg_sql(pg_url, "SELECT id FROM journals") == [("ok",)]
     assert pg_sql(
         pg_url, "SELECT id, _quarantine_reason, _quarantine_revision FROM journals_quarantine"
@@ -313,13 +313,13 @@ def test_offline_script_for_postgresql_runs(pg_url: str, tmp_path: Path) -> None
     buffer = io.StringIO()
     cfg = alembic_cfg(pg_url)
     cfg.output_buffer = buffer
-    command.upgrade(cfg, "v3:head", sql=True)
+    command.upgrade(cfg, f"v3:{V4}", sql=True)
     script = buffer.getvalue()
     assert "NOT VALID" in script and "VALIDATE CONSTRAINT" in script
     assert "DO $$" in script  # the fail-mode guards
     assert "__ccs_new" not in script and "__ccs_stash" not in script  # no copy
     pg_server.run_script(pg_url, script)  # as psql -f runs it: one statement at a time
-    assert version(pg_url) == [HEAD]
+    assert version(pg_url) == [V4]
     _journals(pg_url, "('ok2', now(), NULL, NULL)")
     with pytest.raises(psycopg.errors.CheckViolation):
         _journals(pg_url, BAD)
@@ -354,7 +354,7 @@ def test_adoption_of_a_clean_legacy_database_touches_nothing(pg_url: str) -> Non
 
 
 def test_append_only_tables_refuse_update_delete_truncate(pg_url: str) -> None:
-    command.upgrade(alembic_cfg(pg_url), "head")
+    command.upgrade(alembic_cfg(pg_url), V4)
     _journals(pg_url, GOOD)  # INSERT is what append-only tables are for
     engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
     try:
