@@ -15,7 +15,7 @@ runs on its own copy (``CREATE DATABASE ... TEMPLATE``) and adds the CHECK
 
 The time is the migration's, from its transaction's start to its commit (and,
 for create_copy_swap, to the end of what it finishes after the commit, as
-``alembic upgrade`` runs it: environment.py, afterwards.py); the server does
+``alembic upgrade`` runs it: environment.py, postgresql/aftercommit.py); the server does
 the work, so the client's memory is not measured. Meanwhile four threads do
 an application's reads, updates and inserts on posts (tests/load.py), and
 the application's p99 latency during each way is printed beside the one
@@ -42,9 +42,10 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 import egregora.database.migrations  # noqa: F401  (registers op.create_copy_swap)
-from egregora.database.migration import afterwards
 from egregora.database.migration.environment import MIGRATION_LOCK_KEY
-from egregora.database.migration.locks import LockPolicy
+from egregora.database.migration.postgresql import aftercommit as afterwards
+from egregora.database.migration.postgresql.locks import LockPolicy
+from egregora.database.migration.runstate import RUN_OPTION, RunState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import pg_server  # noqa: E402
@@ -100,15 +101,15 @@ def posts(*extra: sa.SchemaItem) -> sa.Table:
 
 def op_way(connection: sa.Connection) -> None:
     """As ``alembic upgrade`` runs it: the run's transaction, then what it finishes after."""
-    queue: list[afterwards.Deferred] = []
-    connection.info[afterwards.AFTER_COMMIT] = queue
+    queue: list[afterwards.AfterCommit] = []
+    state = RunState(lock_policy=LockPolicy(), after_commit=queue)
     with connection.begin():
         LockPolicy().apply(connection)  # as environment.py sets it
-        Operations(MigrationContext.configure(connection)).create_copy_swap(
+        context = MigrationContext.configure(connection, opts={RUN_OPTION: state})
+        Operations(context).create_copy_swap(
             posts(sa.CheckConstraint(NEW_CHECK, name="chk_posts_title"))
         )
         afterwards.record(connection, queue)
-    del connection.info[afterwards.AFTER_COMMIT]
     afterwards.finish(connection, LockPolicy(), MIGRATION_LOCK_KEY)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from egregora.database.migration.errors import InvalidOperation
-from egregora.database.migration.locks import LockPolicy
 from egregora.database.migration.options import X_OPTIONS, RunOptions
+from egregora.database.migration.postgresql.locks import LockPolicy
 
 
 def test_defaults_when_nothing_is_given() -> None:

@@ -8,7 +8,7 @@ it in place on PostgreSQL. Importing registers the operation on Alembic's
 project's Alembic impls (:mod:`egregora.database.migration.impl`).
 """
 
-from egregora.database.migration import impl  # noqa: F401  (registration side effects)
+from egregora.database.migration import dialects  # noqa: F401  (registration side effects)
 from egregora.database.migration.copyswap import render, toimpl  # noqa: F401  (likewise)
 from egregora.database.migration.copyswap.model import CopySwapPlan
 from egregora.database.migration.copyswap.op import CreateCopySwapOp

@@ -8,9 +8,9 @@ from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.dialects import postgresql, sqlite
 
 from egregora.database.migration.copyswap.duckdb import RebuildPlanner
-from egregora.database.migration.copyswap.engine import ENGINES, engine_for
 from egregora.database.migration.copyswap.planner import plan_copy_swap
 from egregora.database.migration.copyswap.postgresql import InPlacePlanner
+from egregora.database.migration.dialects import ENGINES, engine_for
 from egregora.database.migration.errors import InvalidOperation
 
 

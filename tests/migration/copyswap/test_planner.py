@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from duckdb_sqlalchemy import Dialect
 
+from egregora.database.migration.copyswap.model import Facts
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.planner import plan_copy_swap
 from egregora.database.migration.errors import InvalidOperation
@@ -194,7 +195,7 @@ def test_a_table_gaining_a_foreign_key_is_moved_aside_when_duckdb_can_rename_it(
 ) -> None:
     """Moved aside, the rows are copied once; otherwise stashed first (twice)."""
     target = _child(sa.ForeignKeyConstraint(["post_id"], ["posts.id"]))
-    plan = plan_copy_swap(_child(), target, dialect=DIALECT, renamable=renamable)
+    plan = plan_copy_swap(_child(), target, dialect=DIALECT, facts=Facts(renamable=renamable))
     statements = plan.statements()
     copies = [s for s in statements if s.startswith(("INSERT INTO", "CREATE TABLE child__"))]
     if renamable:

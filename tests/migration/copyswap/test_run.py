@@ -11,7 +11,7 @@ from alembic.util import CommandError
 from egregora.database.migration.copyswap.model import RowPolicy
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.errors import ConstraintViolations, InvalidOperation
-from egregora.database.migration.runstate import ROW_POLICY_OPTION
+from egregora.database.migration.runstate import RUN_OPTION, RunState
 
 from ...conftest import database_digest
 from ...copy_swap_helpers import apply, invoke, rows, sql, table_names
@@ -541,7 +541,7 @@ def test_the_duplicate_kept_is_the_callers_choice(
         sa.Column("score", sa.Integer),
         sa.Column("created_at", TZ),
     )
-    opts = {} if policy is None else {ROW_POLICY_OPTION: policy}
+    opts = {} if policy is None else {RUN_OPTION: RunState(policy=policy)}
     apply(path, target, on_violation="quarantine", context_opts=opts)
     assert rows(path, "SELECT note FROM votes") == [(kept,)]
     assert rows(path, "SELECT count(*) FROM votes_quarantine") == [(2,)]

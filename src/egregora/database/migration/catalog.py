@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.schema import CreateTable
 
-from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.definitions import StoredTable, all_checks
 from egregora.database.migration.sqltext import normalize_sql
 
 
@@ -375,26 +375,6 @@ def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:
 
 def _norm(text: str | None) -> str | None:
     return None if text is None else normalize_sql(text)
-
-
-@dataclass(frozen=True)
-class StoredTable:
-    """A DuckDB table exactly as DuckDB keeps it: enough to recreate it unchanged.
-
-    DuckDB stores each table's and index's own ``CREATE`` text
-    (``duckdb_tables().sql``, ``duckdb_indexes().sql``). Recreating a table
-    from SQLAlchemy's reflection instead loses detail (measured on DuckDB
-    2.0: ``TIMESTAMP_NS`` becomes microseconds, ``TIMESTAMP_S`` and
-    ``TIMESTAMP_MS`` become ``TIMESTAMP``, ``COLLATE NOCASE`` disappears,
-    generated columns, expression indexes and ``VARINT`` can't be recreated).
-    """
-
-    name: str
-    create_sql: str
-    index_sql: tuple[str, ...] = ()
-    generated: frozenset[str] = frozenset()  # columns computed by the table itself
-    comment: str | None = None
-    column_comments: tuple[tuple[str, str], ...] = ()
 
 
 def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:

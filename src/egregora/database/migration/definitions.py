@@ -7,7 +7,8 @@ planning, preflight and rendering all ask them, so they agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -122,6 +123,36 @@ def plain_column(value: object) -> str | None:
     if isinstance(value, str) and _BARE_NAME.match(value.strip()):
         return value.strip()
     return None
+
+
+def dropped_columns(
+    previous: sa.Table, target: sa.Table, column_map: Mapping[str, object]
+) -> list[str]:
+    """Columns of ``previous`` whose values ``target`` loses: neither kept nor mapped from."""
+    kept = set(target.columns.keys())
+    sources = {plain_column(v) for v in column_map.values()}
+    return [c for c in previous.columns.keys() if c not in kept | sources]  # noqa: SIM118
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A DuckDB table exactly as DuckDB keeps it: enough to recreate it unchanged.
+
+    DuckDB stores each table's and index's own ``CREATE`` text
+    (``duckdb_tables().sql``, ``duckdb_indexes().sql``). Recreating a table
+    from SQLAlchemy's reflection instead loses detail (measured on DuckDB
+    2.0: ``TIMESTAMP_NS`` becomes microseconds, ``TIMESTAMP_S`` and
+    ``TIMESTAMP_MS`` become ``TIMESTAMP``, ``COLLATE NOCASE`` disappears,
+    generated columns, expression indexes and ``VARINT`` can't be recreated).
+    Read by ``catalog.stored_tables``; planned from by the DuckDB rebuild.
+    """
+
+    name: str
+    create_sql: str
+    index_sql: tuple[str, ...] = ()
+    generated: frozenset[str] = frozenset()  # columns computed by the table itself
+    comment: str | None = None
+    column_comments: tuple[tuple[str, str], ...] = ()
 
 
 def creation_order(tables: Sequence[sa.Table]) -> list[sa.Table]:

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from egregora.database.migration.report import DestroyedData, RunReport
 
+__all__ = ["record_dropped"]
+
 
 def record_dropped(
     connection: sa.Connection,

@@ -17,23 +17,18 @@ import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 
 from egregora.database import schemas
-from egregora.database.migration import (
-    afterwards,
-    impl,  # noqa: F401  (registers the DuckDB quirks)
-)
 from egregora.database.migration.autogenerate.compare import (
     AUTOGENERATE_PLUGINS,
     process_revision_directives,
 )
-from egregora.database.migration.catalog import driver
 from egregora.database.migration.config import create_engine as make_engine
 from egregora.database.migration.config import parse_url, resolve_url
+from egregora.database.migration.copyswap.held import holding
 from egregora.database.migration.copyswap.model import QUARANTINE_COLUMNS, QUARANTINE_SUFFIX
-from egregora.database.migration.copyswap.pending import PendingRebuilds, holding_rebuilds
-from egregora.database.migration.copyswap.preflight import Violation, violation_report
+from egregora.database.migration.copyswap.preflight import violation_report
+from egregora.database.migration.dialects import impl_class, ours
 from egregora.database.migration.errors import (
     INTERRUPTED,
-    MEMORY_LIMIT_INFO,
     ConstraintViolations,
     DatabaseUnavailable,
     MigrationFailed,
@@ -42,21 +37,22 @@ from egregora.database.migration.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from egregora.database.migration.locks import ONE_CORE, is_lock_timeout, wait_for_advisory_lock
+from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
+from egregora.database.migration.postgresql.impl import ALLOW_REWRITE_SETTING, MIGRATION_LOCK_KEY
+from egregora.database.migration.postgresql.locks import is_lock_timeout
 from egregora.database.migration.report import RevisionReport, RunReport, TableReport
-from egregora.database.migration.runstate import (
-    ON_VIOLATION_OPTION,
-    REPORT_OPTION,
-    ROW_POLICY_OPTION,
-    VIOLATIONS_OPTION,
-)
+from egregora.database.migration.runstate import RUN_OPTION, RunState
 
-#: PostgreSQL setting that lets a migration rewrite append-only tables (v4g).
-ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
-#: PostgreSQL advisory lock key held by a running migration ("egregora" in ASCII).
-MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
+__all__ = [
+    "ALLOW_REWRITE_SETTING",
+    "MIGRATION_LOCK_KEY",
+    "describe_open_error",
+    "include_object",
+    "quarantine_counts",
+    "run",
+]
 
 
 def include_object(
@@ -77,10 +73,11 @@ def include_object(
     return not (reflected and compare_to is None)
 
 
-def _configure_kwargs(context: EnvironmentContext, options: RunOptions) -> dict[str, Any]:
+def _configure_kwargs(
+    context: EnvironmentContext, options: RunOptions, run: RunState
+) -> dict[str, Any]:
     return {
-        ON_VIOLATION_OPTION: options.on_violation,
-        ROW_POLICY_OPTION: EGREGORA_ROWS,
+        RUN_OPTION: run,
         # tests (and tools) may compare against another metadata
         "target_metadata": context.config.attributes.get("target_metadata") or schemas.metadata,
         "include_object": include_object,
@@ -104,47 +101,35 @@ def run(context: EnvironmentContext) -> None:
 
 def run_offline(context: EnvironmentContext, options: RunOptions) -> None:
     url = resolve_url(context.get_x_argument(as_dictionary=True))
+    state = RunState(options.on_violation, EGREGORA_ROWS)
     context.configure(
         url=parse_url(url),
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **_configure_kwargs(context, options),
+        **_configure_kwargs(context, options, state),
     )
-    postgresql = context.get_context().dialect.name == "postgresql"
-    queue: list[afterwards.Deferred] = []
-    if postgresql:  # scans and index builds go after the COMMIT (afterwards.py)
-        context.get_context().opts[afterwards.AFTER_COMMIT] = queue
+    impl = context.get_context().impl
     with context.begin_transaction():
-        if postgresql:
-            for statement in options.lock_policy.offline_sql():
-                context.execute(statement)
+        if isinstance(impl, EgregoraImpl):
+            impl.start(options)
         context.run_migrations()
-    if queue:
-        context.execute(
-            "-- after the commit, each on its own (CONCURRENTLY can't run in a transaction): "
-            "the scans that prove the old rows, and the index builds"
-        )
-        with afterwards.own_statements():
-            context.execute(f"SET lock_timeout = '{options.lock_policy.lock_timeout}'")
-            context.execute(f"SET {ONE_CORE} = 0")
-            for item in queue:
-                context.execute(item.sql)
+    if isinstance(impl, EgregoraImpl):
+        impl.write_after_commit()
 
 
 def run_online(context: EnvironmentContext, options: RunOptions) -> None:
     given = context.config.attributes.get("connection")
+    if given is not None and not isinstance(given, sa.Engine):
+        # a caller (the Alembic cookbook's way) lends a connection: used as it is
+        _migrate(context, given, options, own=False)
+        return
     if isinstance(given, sa.Engine):  # pytest-alembic lends an engine
         with given.connect() as connection:
-            _show_progress(connection, options)
             _migrate(context, connection, options)
-        return
-    if given is not None:  # a caller (the Alembic cookbook's way) lends a connection
-        _migrate(context, given, options)
         return
     url = resolve_url(context.get_x_argument(as_dictionary=True))
     engine = make_engine(url)
     with _connect(engine, url) as connection:
-        _show_progress(connection, options)
         _migrate(context, connection, options)
 
 
@@ -165,65 +150,76 @@ class _DryRunDone(Exception):  # noqa: N818  (control flow, never shown)
     """Raised inside the transaction to roll a dry run back."""
 
 
-def _migrate(context: EnvironmentContext, connection: sa.Connection, options: RunOptions) -> None:
-    violations: list[Violation] = []  # fail mode: every revision's, then one report
-    report = RunReport(dry_run=options.dry_run, on_violation=options.on_violation)
-    timer = _RevisionTimer(report)
-    configured = _configure_kwargs(context, options)
-    configured |= {VIOLATIONS_OPTION: violations, REPORT_OPTION: report, "on_version_apply": timer}
-    queue = _deferral_queue(connection)
-    finishing = queue is not None and not options.dry_run
-    connection.info[REPORT_OPTION] = report  # the engines note each statement's lock
+def _migrate(
+    context: EnvironmentContext, connection: sa.Connection, options: RunOptions, own: bool = True
+) -> None:
+    """One run on ``connection``: the RunState made, the migrations in one transaction.
+
+    ``own``: the run opened the connection, so it sets the connection's own
+    settings (DuckDB's progress bar and memory limit).
+    """
+    engine = impl_class(connection)
+    state = RunState(
+        options.on_violation,
+        EGREGORA_ROWS,
+        RunReport(dry_run=options.dry_run, on_violation=options.on_violation),
+        violations=[],  # fail mode: every revision's, then one report
+        after_commit=engine.after_commit_queue(connection),
+    )
+    if own:
+        engine.prepare(connection, options, state)
+    revisions = _Revisions(state)
+    finishing = state.after_commit is not None and not options.dry_run
     try:
         if finishing:  # what an earlier run left to finish comes first
-            afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
+            engine.finish_after_commit(connection, options)
+        # Alembic calls on_version_apply with keywords (ctx=, step=, heads=, run_args=)
+        configured = _configure_kwargs(context, options, state) | {"on_version_apply": revisions}
         context.configure(connection=connection, **configured)
+        impl = ours(context.get_context().impl)
         with context.begin_transaction():
-            _serialize_and_allow_rewrite(connection, options)
-            timer.start(connection)
-            holding = holding_rebuilds(connection, violations, report, enabled=options.fuse)
-            with holding as pending:
-                context.run_migrations()
-                timer.finish(connection, pending)
-                if pending is not None:  # found table by table: told operation by operation
-                    violations.sort(key=lambda v: (timer.position(v), pending.position(v)))
-            report.refused = [v.describe() for v in violations]
-            if options.dry_run:  # everything ran: report it, then roll it all back
-                raise _DryRunDone
-            if violations:  # raised inside the transaction: everything rolls back
-                raise ConstraintViolations(violation_report(violations))
-            afterwards.record(connection, queue or [])
+            _run_migrations(context, impl, options, revisions)
         if finishing:
-            afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
+            engine.finish_after_commit(connection, options)
     except _DryRunDone:
-        sys.stdout.write(report.to_text() + "\n")
+        sys.stdout.write(revisions.report.to_text() + "\n")
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
     except (sa.exc.DBAPIError, RuntimeError) as exc:
-        raise _refusal(exc, connection) from None
+        raise _refusal(exc, connection, state) from None
     finally:
-        connection.info.pop(afterwards.AFTER_COMMIT, None)
-        connection.info.pop(REPORT_OPTION, None)
         if connection.in_transaction():
             connection.rollback()
         if options.report:
-            report.write_json(options.report)
+            revisions.report.write_json(options.report)
 
 
-def _deferral_queue(connection: sa.Connection) -> list[afterwards.Deferred] | None:
-    """PostgreSQL, when this run owns its transactions: where scans wait for the commit.
+def _run_migrations(
+    context: EnvironmentContext, impl: EgregoraImpl, options: RunOptions, revisions: _Revisions
+) -> None:
+    """Inside the run's transaction: every revision, then one verdict on the whole run."""
+    state, report = impl.run, revisions.report
+    violations = state.violations if state.violations is not None else []
+    impl.start(options)
+    revisions.start(impl.conn)
+    with holding(impl, enabled=options.fuse) as held:
+        context.run_migrations()
+        if held is not None:  # the rebuilds held back, each table written once
+            started = time.perf_counter()
+            held.flush_all()
+            report.rebuild_seconds = round(time.perf_counter() - started, 3)
+        revisions.count(impl.conn, held.given_up if held is not None else [])
+        if held is not None:  # found table by table: told operation by operation
+            violations.sort(key=lambda v: (revisions.position(v), held.position(v)))
+    report.refused = [v.describe() for v in violations]
+    if options.dry_run:  # everything ran: report it, then roll it all back
+        raise _DryRunDone
+    if violations:  # raised inside the transaction: everything rolls back
+        raise ConstraintViolations(violation_report(violations))
+    impl.record_after_commit()
 
-    A connection lent in a transaction (the caller commits) finishes nothing
-    after: its operations run whole, inside that transaction.
-    """
-    if connection.dialect.name != "postgresql" or connection.in_transaction():
-        return None
-    queue: list[afterwards.Deferred] = []
-    connection.info[afterwards.AFTER_COMMIT] = queue
-    return queue
 
-
-def _refusal(exc: BaseException, connection: sa.Connection) -> BaseException:
+def _refusal(exc: BaseException, connection: sa.Connection, state: RunState) -> BaseException:
     """The one-paragraph refusal for a database error that ended the run (rolled back)."""
     if is_interrupt(exc):
         return MigrationFailed(INTERRUPTED)
@@ -238,12 +234,11 @@ def _refusal(exc: BaseException, connection: sa.Connection) -> BaseException:
             "longer."
         )
     if is_out_of_memory(exc):
-        limit = str(connection.info.get(MEMORY_LIMIT_INFO, "unknown"))
         # DuckDB invalidates the database after a failed COMMIT: no rollback is
         # possible (nor needed: nothing was written); discard the connection
         # instead of letting the pool try one and log a traceback
         connection.invalidate()
-        return MigrationFailed(out_of_memory(first_line(exc), limit))
+        return MigrationFailed(out_of_memory(first_line(exc), state.memory_limit))
     return MigrationFailed(
         f"The database refused a statement and the migration was rolled back, so the "
         f"database is as it was before: {first_line(exc)}. Fix the revision or the "
@@ -251,40 +246,19 @@ def _refusal(exc: BaseException, connection: sa.Connection) -> BaseException:
     )
 
 
-def _serialize_and_allow_rewrite(connection: sa.Connection, options: RunOptions) -> None:
-    """PostgreSQL: one migration at a time, allowed to rewrite append-only tables.
-
-    Several deploys may run ``alembic upgrade head`` against one server at
-    once. A transaction-level advisory lock, taken before Alembic reads
-    ``alembic_version``, makes the others wait for the first to commit; they
-    then find the database at head and do nothing. (DuckDB needs no lock:
-    it allows one writing process per file.)
-
-    Revision v4g's triggers refuse UPDATE and DELETE on the append-only
-    tables unless the transaction-local setting ``egregora.allow_rewrite`` is
-    on; migrations that quarantine rows or fill columns need it.
-    ``set_config(..., true)`` and the lock both end with the transaction.
-    Then the lock policy (locks.py): lock_timeout and statement_timeout.
-    """
-    if connection.dialect.name == "postgresql":
-        wait_for_advisory_lock(connection, MIGRATION_LOCK_KEY, transaction=True)
-        connection.exec_driver_sql(f"SELECT set_config('{ALLOW_REWRITE_SETTING}', 'on', true)")
-        # after the advisory lock, which must wait for another deploy's whole run
-        options.lock_policy.apply(connection)
-
-
-class _RevisionTimer:
+class _Revisions:
     """Alembic's on_version_apply hook: how long each revision took, what it quarantined.
 
     Quarantined rows are counted in the ``<table>_quarantine`` tables
     themselves, by the revision each row is tagged with, so that the report
     matches them whoever moved the rows (create_copy_swap, or a revision's
-    own SQL such as v4e's), and whenever (a fused rebuild moves them at the
-    end of the run, see pending.py).
+    own SQL such as v4e's), and whenever (a held rebuild moves them at the
+    end of the run, see copyswap/held.py).
     """
 
-    def __init__(self, report: RunReport) -> None:
-        self.report = report
+    def __init__(self, state: RunState) -> None:
+        assert state.report is not None
+        self.report = state.report
         self.last = time.perf_counter()
         self.at_start: dict[tuple[str, str], int] = {}
 
@@ -304,15 +278,7 @@ class _RevisionTimer:
         )
         self.last = time.perf_counter()
 
-    def finish(self, connection: sa.Connection, pending: PendingRebuilds | None) -> None:
-        """Write the run's held-back rebuilds (DuckDB), then count what each revision moved."""
-        if pending is not None:
-            started = time.perf_counter()
-            pending.write_all(connection)
-            self.report.rebuild_seconds = round(time.perf_counter() - started, 3)
-        self.count(connection, pending.given_up if pending is not None else [])
-
-    def position(self, violation: Violation) -> int:
+    def position(self, violation: Any) -> int:
         """Where the violation's revision came in the run (for the report's order)."""
         tags = [f"{r.revision} {r.direction}" for r in self.report.revisions]
         return tags.index(violation.revision) if violation.revision in tags else len(tags)
@@ -353,28 +319,6 @@ def quarantine_counts(connection: sa.Connection) -> dict[tuple[str, str], int]:
         ).all()
         counts.update({(name, str(revision)): int(n) for revision, n in rows})
     return counts
-
-
-def _show_progress(connection: sa.Connection, options: RunOptions) -> None:
-    if connection.dialect.name != "duckdb":
-        return  # a DuckDB feature; a server reports progress in its own views
-    # DuckDB prints its own progress bar (percent and a bar) to stdout for
-    # queries that run longer than progress_bar_time, and does so by default
-    # even into pipes and CI logs. Show it on a terminal only, after two
-    # seconds (-x progress_after_ms=N changes that).
-    enabled = "true" if sys.stdout.isatty() else "false"
-    # Neither setting can be global: both are set on the driver's connection,
-    # the one every statement of the run goes through. Setting
-    # progress_bar_time switches the bar on, so it goes first.
-    raw = driver(connection)
-    if enabled == "true":
-        raw.execute(f"SET progress_bar_time = {options.progress_after_ms}")
-    raw.execute(f"SET enable_progress_bar = {enabled}")
-    if options.memory_limit is not None:  # checked: a number and a unit
-        raw.execute(f"SET memory_limit = '{options.memory_limit}'")
-    row = raw.execute("SELECT current_setting('memory_limit')").fetchone()
-    connection.info[MEMORY_LIMIT_INFO] = row[0] if row else "unknown"  # for an out-of-memory error
-    connection.commit()  # end the autobegun transaction: Alembic begins its own
 
 
 def describe_open_error(url: str, exc: BaseException) -> str:

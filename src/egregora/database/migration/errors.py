@@ -7,7 +7,25 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from alembic.util import CommandError
+
+__all__ = [
+    "AdoptionRefused",
+    "ConstraintViolations",
+    "DatabaseUnavailable",
+    "INTERRUPTED",
+    "InvalidOperation",
+    "MigrationFailed",
+    "SchemaError",
+    "failing_as",
+    "first_line",
+    "is_interrupt",
+    "is_out_of_memory",
+    "out_of_memory",
+]
 
 
 class SchemaError(CommandError):
@@ -76,6 +94,24 @@ def out_of_memory(detail: str, limit: str) -> str:
     )
 
 
-#: where the migration connection remembers DuckDB's memory_limit (for the message
-#: above: a connection that ran out of memory can't be asked any more)
-MEMORY_LIMIT_INFO = "egregora_memory_limit"
+@contextlib.contextmanager
+def failing_as(what: str, memory_limit: str | None = None) -> Iterator[None]:
+    """Any failure inside becomes one paragraph: ``{what}: {the cause}``; the run rolls back.
+
+    Our own refusals pass as they are; Ctrl-C says it was interrupted; with
+    ``memory_limit`` (DuckDB's, asked at the start of the run: a connection
+    that ran out of memory can't be asked any more) running out of memory
+    says what to do about it.
+    """
+    try:
+        yield
+    except SchemaError:
+        raise
+    except Exception as exc:
+        if is_interrupt(exc):
+            raise MigrationFailed(INTERRUPTED) from None
+        if memory_limit is not None and is_out_of_memory(exc):
+            raise MigrationFailed(out_of_memory(first_line(exc), memory_limit)) from None
+        raise MigrationFailed(
+            f"{what}: {first_line(exc)}. The migration was rolled back; the database is unchanged."
+        ) from None

@@ -1,165 +1,147 @@
-"""Alembic's DuckDB implementation, with the quirks this project met handled in one place.
+"""What this project adds to Alembic's impl on every engine: the run, and an engine's answers.
 
-duckdb-sqlalchemy registers ``DuckDBImpl`` for the ``duckdb`` dialect. This
-subclass is defined after it, so Alembic uses it instead (Alembic's
-implementation registry keeps the last class defined for a dialect).
+Alembic chooses one impl class per dialect, by its ``__dialect__`` (the last
+class defined for a dialect wins): :class:`~.duckdb.impl.EgregoraDuckDBImpl`
+and :class:`~.postgresql.impl.EgregoraPostgresqlImpl` subclass this one, and
+:mod:`.dialects` imports both. Whatever differs by engine is a question
+asked of the impl Alembic chose, once, never of a dialect's name elsewhere:
+
+- capabilities: ``planner`` (a rebuild or ALTER in place), ``in_place``,
+  ``holds_rebuilds`` (a run writes each table once);
+- around a run (environment.py): ``prepare`` before Alembic configures the
+  context, ``start`` first thing in the run's transaction,
+  ``after_commit_queue`` and ``finish_after_commit``;
+- for a rebuild (copyswap/rebuild.py): ``dependents``, ``read_facts``,
+  ``refuse_before_change``, ``before_operation``, ``execute_step``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
-from alembic.ddl.postgresql import PostgresqlImpl
-from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
-from sqlalchemy.schema import CreateIndex
 
-from egregora.database.migration.afterwards import AFTER_COMMIT, concurrently, defer, take
-from egregora.database.migration.catalog import driver, scratch_type_name
+from egregora.database.migration.capabilities import TableTraits, traits_from_table
+from egregora.database.migration.catalog import driver, referencing_closure, reflect
+from egregora.database.migration.copyswap.model import Change, Facts, Stage, Step
+from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.destroyed import record_dropped
-from egregora.database.migration.errors import InvalidOperation
-from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
-from egregora.database.migration.pglocks import note
-from egregora.database.migration.runstate import REPORT_OPTION, current_revision
-from egregora.database.migration.sqltext import identifiers
+from egregora.database.migration.options import RunOptions
+from egregora.database.migration.postgresql.aftercommit import AfterCommit
+from egregora.database.migration.runstate import RunState, current_revision, run_of
+
+__all__ = ["EgregoraImpl"]
 
 
-class CountsWhatItDestroys(DefaultImpl):
-    """Plain ``drop_column`` and ``drop_table`` count what they drop, for the run's report.
+class EgregoraImpl(DefaultImpl):
+    """Alembic's impl, with this project's run and each engine's answers (defaults here)."""
 
-    Only online, and only when the run keeps a report (dry runs, ``-x report=``).
-    """
+    #: the engine's create_copy_swap planner (copyswap/planner.PLANNERS)
+    planner: ClassVar[type[StepPlanner]]
+    #: altered where it stands (rows kept in place) rather than copied
+    in_place: ClassVar[bool] = False
+    #: a run holds its rebuilds back to write each table once (copyswap/held.py)
+    holds_rebuilds: ClassVar[bool] = False
+    #: the database keeps the names constraints are given (DuckDB forgets them)
+    keeps_constraint_names: ClassVar[bool] = True
+
+    @property
+    def run(self) -> RunState:
+        """The run this impl's migration context belongs to (runstate.py)."""
+        return run_of(self.context_opts)
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The connection of an online run (offline, ``--sql``, there is none)."""
+        assert self.connection is not None, "an online migration has a connection"
+        return self.connection
+
+    def quote(self, name: str) -> str:
+        return str(self.dialect.identifier_preparer.quote(name))
+
+    # -- around a run (environment.py) ------------------------------------------------------
+
+    @classmethod
+    def prepare(cls, connection: sa.Connection, options: RunOptions, run: RunState) -> None:
+        """Before Alembic configures the context: the connection's own settings (none)."""
+
+    @classmethod
+    def after_commit_queue(cls, connection: sa.Connection) -> list[AfterCommit] | None:
+        """Where the run puts what follows its commit; None when nothing does."""
+        return None
+
+    @classmethod
+    def finish_after_commit(cls, connection: sa.Connection, options: RunOptions) -> None:
+        """What an earlier run (or this one) left to do after its commit (nothing)."""
+
+    def start(self, options: RunOptions) -> None:
+        """First thing in the run's transaction (nothing by default)."""
+
+    def record_after_commit(self) -> None:
+        """Last thing in the run's transaction: what follows the commit, written down (none)."""
+
+    def write_after_commit(self) -> None:
+        """Offline: what follows the commit, after the script's (nothing by default)."""
+
+    # -- for autogenerate (autogenerate/rewrite.py) ------------------------------------------
+
+    def table_traits(self, name: str) -> TableTraits:
+        """What DuckDB's ALTER would meet on table ``name`` (capabilities.py), as reflected.
+
+        Asked against every engine, so that one history serves both.
+        """
+        table = reflect(self.conn, name)
+        return traits_from_table(table, bool(referencing_closure(self.conn, name)))
+
+    # -- for a rebuild (copyswap/rebuild.py) -------------------------------------------------
+
+    def dependents(self, name: str) -> list[sa.Table]:
+        """The tables whose FOREIGN KEYs reference ``name``, directly or not, as they are."""
+        return [reflect(self.conn, d) for d in referencing_closure(self.conn, name)]
+
+    def read_facts(
+        self, stages: Sequence[Stage], dependents: Sequence[sa.Table], inline_keys: bool
+    ) -> Facts:
+        """What the planner needs from the live catalog for ``stages`` (one table's)."""
+        return Facts(tuple(dependents), inline_keys=inline_keys)
+
+    def refuse_before_change(
+        self, previous: sa.Table, target: sa.Table, dependents: Sequence[sa.Table]
+    ) -> None:
+        """Refuse, before any change, what would fail or break after it (nothing by default)."""
+
+    def before_operation(self, target: sa.Table, revision: str) -> None:
+        """Before a rebuild reads the catalog for ``target`` (nothing by default)."""
+
+    def take_back(self, names: Iterable[str], revision: str) -> None:
+        """What the run put off until after its commit on ``names``: now (nothing by default)."""
+
+    def execute_step(self, step: Step, revision: str) -> None:
+        """Run one statement of a plan, as it is, on the driver's connection."""
+        driver(self.conn).execute(step.sql)
+
+    def offline_note(self, change: Change) -> str | None:
+        """A comment for offline scripts, where the catalog can't be read (none)."""
+        return None
+
+    # -- Alembic's plain operations ----------------------------------------------------------
 
     def drop_column(
         self, table_name: str, column: Any, schema: str | None = None, **kw: Any
     ) -> None:
-        self._record(table_name, [column.name])
+        """Counts what it drops (for dry runs and ``-x report=``), then drops it."""
+        self._record_dropped(table_name, [column.name])
         super().drop_column(table_name, column, schema=schema, **kw)
 
     def drop_table(self, table: Any, **kw: Any) -> None:
-        self._record(table.name, None)
+        """Counts what it drops (for dry runs and ``-x report=``), then drops it."""
+        self._record_dropped(table.name, None)
         super().drop_table(table, **kw)
 
-    def _record(self, table: str, columns: list[str] | None) -> None:
-        report = self.context_opts.get(REPORT_OPTION)
+    def _record_dropped(self, table: str, columns: list[str] | None) -> None:
+        report = self.run.report
         if report is None or self.as_sql or self.connection is None:
             return
         record_dropped(self.connection, report, current_revision(), table, columns)
-
-
-class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
-    __dialect__ = "postgresql"
-
-    def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
-        """Alembic's plain operations under the run's lock policy (locks.py).
-
-        Each statement runs in a savepoint; one that gives up waiting for its
-        lock (lock_timeout) is rolled back to it and tried again, so that an
-        ALTER never queues the application's queries behind a long wait. What
-        the run deferred on a table the statement names runs first
-        (afterwards.take).
-        """
-        queue = self._queue()
-        report = None if self.as_sql else self.context_opts.get(REPORT_OPTION)
-        if queue or report is not None:  # both read the statement's SQL: compiled once
-            sql = self._sql(construct)
-            for statement in take(queue, identifiers(sql)):
-                note(report, current_revision(), statement)
-                self._run(sa.text(statement))
-            note(report, current_revision(), sql)
-        return self._run(construct, *args, **kw)
-
-    def _run(self, construct: Any, *args: Any, **kw: Any) -> Any:
-        if self.as_sql or not isinstance(self.connection, sa.Connection):
-            return super()._exec(construct, *args, **kw)  # offline: a script, no locks
-        policy = self.connection.info.get(LOCK_POLICY_INFO)
-        if policy is None:
-            return super()._exec(construct, *args, **kw)
-        connection = self.connection
-
-        def attempt() -> Any:
-            with connection.begin_nested():  # rolled back to on any error
-                return super(EgregoraPostgresqlImpl, self)._exec(construct, *args, **kw)
-
-        return retrying(policy, attempt, driver(connection), None)
-
-    def create_index(self, index: Any, **kw: Any) -> None:
-        """A new index is built CONCURRENTLY after the run's commit (afterwards.py).
-
-        A plain CREATE INDEX blocks the table's writes for the whole build.
-        Where this run can't defer (a connection lent in a transaction), it
-        is built in the transaction, as Alembic would.
-        """
-        queue = self._queue()
-        if queue is None or kw:
-            super().create_index(index, **kw)
-            return
-        sql = concurrently(str(CreateIndex(index).compile(dialect=self.dialect)))
-        defer(queue, current_revision(), str(index.table.name), (sql,))
-        note(self.context_opts.get(REPORT_OPTION), current_revision(), sql, after_commit=True)
-
-    def _queue(self) -> list[Any] | None:
-        if self.as_sql or not isinstance(self.connection, sa.Connection):
-            return self.context_opts.get(AFTER_COMMIT)
-        return self.connection.info.get(AFTER_COMMIT)
-
-    def _sql(self, construct: Any) -> str:
-        if isinstance(construct, str):
-            return construct
-        return str(construct.compile(dialect=self.dialect))
-
-
-class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
-    __dialect__ = "duckdb"
-
-    def _recreate(self, table_name: str, schema: str | None) -> Any:
-        # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
-        # with an explicit index (drop_column, alter_column of nullability,
-        # type or name) with Alembic's batch recreate. Here create_copy_swap
-        # wins: batch rebuilds from SQLAlchemy's reflection, which loses what
-        # it can't see (measured: TIMESTAMP_NS, COLLATE, generated columns,
-        # expression indexes), and checks no row first. Autogenerate never
-        # writes such a plain op (capabilities.py); a hand-written one is
-        # refused before anything runs.
-        raise InvalidOperation(
-            f"An ALTER of table {table_name} that DuckDB can't do in place: the table "
-            "has an explicit index, and DuckDB then refuses to drop a column or change "
-            "its nullability, type or name. Nothing was changed. Write the change as "
-            "op.create_copy_swap with the table's complete new definition (alembic "
-            "revision --autogenerate writes it), which rebuilds the table keeping its "
-            "indexes, checking every row first."
-        )
-
-    def compare_type(self, inspector_column: Any, metadata_column: Any) -> bool:
-        # Two spellings of one DuckDB type are no change: sa.Text() compiles to
-        # TEXT, which DuckDB stores as VARCHAR, so without this `alembic check`
-        # reported a changed type forever after the upgrade that "changed" it.
-        if not super().compare_type(inspector_column, metadata_column):
-            return False
-        have = scratch_type_name(inspector_column.type)
-        want = scratch_type_name(metadata_column.type)
-        return have is None or want is None or have != want
-
-    def compare_server_default(
-        self,
-        inspector_column: Any,
-        metadata_column: Any,
-        rendered_metadata_default: Any,
-        rendered_inspector_default: Any,
-    ) -> bool:
-        # Alembic renders a plain string default (server_default="en") bare, as
-        # en, while DuckDB reflects it as the literal 'en': without quoting it,
-        # every string default reads as changed, and `alembic check` is never
-        # clean.
-        default = metadata_column.server_default
-        if isinstance(default, sa.DefaultClause) and isinstance(default.arg, str):
-            rendered_metadata_default = "'" + default.arg.replace("'", "''") + "'"
-        return bool(
-            super().compare_server_default(
-                inspector_column,
-                metadata_column,
-                rendered_metadata_default,
-                rendered_inspector_default,
-            )
-        )

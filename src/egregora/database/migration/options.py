@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from egregora.database.migration.copyswap.model import ON_VIOLATION_CHOICES
+from egregora.database.migration.copyswap.model import ON_VIOLATION_CHOICES, OnViolation
 from egregora.database.migration.errors import InvalidOperation
-from egregora.database.migration.locks import LockPolicy
+from egregora.database.migration.postgresql.locks import LockPolicy
 
 #: Every -x option this environment reads; anything else is a typo to refuse.
 X_OPTIONS = (
@@ -38,7 +38,7 @@ _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORE
 class RunOptions:
     """What ``-x`` asked of this run, checked."""
 
-    on_violation: str = "fail"
+    on_violation: OnViolation = "fail"
     dry_run: bool = False
     report: str | None = None
     #: DuckDB: show its progress bar (on a terminal) after this many milliseconds
@@ -48,7 +48,7 @@ class RunOptions:
     #: PostgreSQL: lock_timeout, retries, statement_timeout (checked on every engine)
     lock_policy: LockPolicy = LockPolicy()
     #: DuckDB: hold rebuilds back so that the run writes each table once
-    #: (copyswap/pending.py); false writes each operation as it comes
+    #: (copyswap/held.py); false writes each operation as it comes
     fuse: bool = True
 
     @classmethod
@@ -73,14 +73,14 @@ class RunOptions:
         )
 
 
-def _on_violation(value: str) -> str:
+def _on_violation(value: str) -> OnViolation:
     if value not in ON_VIOLATION_CHOICES:
         raise InvalidOperation(
             f"-x on_violation={value} is not one of {', '.join(ON_VIOLATION_CHOICES)}. "
             "Use fail (the default: stop and report rows that violate new constraints) or "
             "quarantine (move them to <table>_quarantine and go on)."
         )
-    return value
+    return "quarantine" if value == "quarantine" else "fail"
 
 
 DRY_RUN_HINT = "Use -x dry_run=true to rehearse the upgrade and roll it back."

@@ -18,6 +18,8 @@ from duckdb_sqlalchemy import (
     _implicit_sequence_ddl_name as _sequence_ddl_name,
 )
 
+__all__ = ["implicit_sequence", "implicit_sequence_name"]
+
 
 def implicit_sequence(column: sa.Column[object]) -> bool:
     """Whether duckdb-sqlalchemy fills ``column`` from a sequence of its own making."""

@@ -43,6 +43,7 @@ from egregora.database.migration.catalog import (
     snapshot,
 )
 from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.dialects import ours
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def process_revision_directives(
             print("No changes in schema detected: no revision written.")  # noqa: T201
             continue
         upgrade, downgrade = rewrite_operations(
-            context.connection, metadata, script.upgrade_ops.ops
+            ours(context.impl), metadata, script.upgrade_ops.ops
         )
         script.upgrade_ops.ops = upgrade
         script.downgrade_ops = ops.DowngradeOps(ops=downgrade)

@@ -27,7 +27,6 @@ from sqlalchemy.sql.elements import conv
 from egregora.database.migration.capabilities import (
     TableTraits,
     duckdb_can_alter,
-    traits_from_database,
     traits_from_table,
 )
 from egregora.database.migration.catalog import (
@@ -37,13 +36,14 @@ from egregora.database.migration.catalog import (
 )
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.definitions import all_checks, fk_signature, referred_table
+from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.sqltext import normalize_sql
 
 log = logging.getLogger("alembic.egregora.autogenerate")
 
 
 def rewrite_operations(
-    connection: sa.Connection, metadata: sa.MetaData, operations: list[ops.MigrateOperation]
+    impl: EgregoraImpl, metadata: sa.MetaData, operations: list[ops.MigrateOperation]
 ) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
     """(upgrade, downgrade) operations, each table's merged into a create_copy_swap where needed.
 
@@ -51,7 +51,7 @@ def rewrite_operations(
     reversed operations) against the target metadata: adding a nullable
     column is plain both ways, adding a CHECK is a create_copy_swap both ways.
     """
-    existing = set(sa.inspect(connection).get_table_names())
+    existing = set(sa.inspect(impl.conn).get_table_names())
     upgrade: list[ops.MigrateOperation] = []
     downgrade: list[ops.MigrateOperation] = []
     for op in parents_first(metadata, operations):
@@ -62,9 +62,9 @@ def rewrite_operations(
             upgrade.append(op)
             downgrade.insert(0, op.reverse())
             continue
-        up = copy_swap_reason(op, _database_traits(connection, op.table_name))
+        up = copy_swap_reason(op, impl.table_traits(op.table_name))
         down = copy_swap_reason(op.reverse(), _metadata_traits(metadata, op.table_name))
-        swap = copy_swap_for(connection, metadata, op) if up or down else None
+        swap = copy_swap_for(impl, metadata, op) if up or down else None
         if swap is not None:
             log.info(
                 "%s: create_copy_swap (upgrade: %s; downgrade: %s)",
@@ -137,17 +137,19 @@ def trips_on_data(op: ops.MigrateOperation) -> str | None:
 
 
 def copy_swap_for(
-    connection: sa.Connection, metadata: sa.MetaData, table_ops: ops.ModifyTableOps
+    impl: EgregoraImpl, metadata: sa.MetaData, table_ops: ops.ModifyTableOps
 ) -> CreateCopySwapOp:
     """One create_copy_swap: the metadata's table, the database's as ``previous``."""
-    name = table_ops.table_name
+    name, connection = table_ops.table_name, impl.conn
     target = metadata.tables[name].to_metadata(sa.MetaData())
-    previous = named_like(reflect(connection, name), target, connection.dialect, metadata)
+    previous = reflect(connection, name)
+    if not impl.keeps_constraint_names:
+        previous = named_like(previous, target, connection.dialect, metadata)
     # Only the schema's own tables are frozen into the revision: offline
     # (--sql) a fresh database has no other; online every referencing table,
     # another store's too, is read from the live catalog when the revision runs.
     dependents = [
-        _portable(reflect(connection, d), connection.dialect)
+        _portable(reflect(connection, d), impl.keeps_constraint_names)
         for d in referencing_closure(connection, name)
         if d in metadata.tables
     ]
@@ -157,7 +159,8 @@ def copy_swap_for(
 def named_like(
     previous: sa.Table, target: sa.Table, dialect: sa.Dialect, metadata: sa.MetaData
 ) -> sa.Table:
-    """``previous`` with its constraints named as the history names them.
+    """``previous``, reflected from a database that forgets constraint names, named as the
+    history names them.
 
     PostgreSQL keeps names, and the in-place plan matches constraints by name,
     so a revision's ``previous=`` must carry the names the database has.
@@ -168,8 +171,6 @@ def named_like(
     drops and whose name nothing tells stays unnamed (the in-place plan then
     drops it by what it is not: every CHECK the target does not name).
     """
-    if dialect.name != "duckdb":
-        return previous
     by_expression = {
         expression: check.name for check, expression in canonical_check_expressions(target, dialect)
     }
@@ -206,9 +207,9 @@ def _convention_name(constraint: ColumnCollectionConstraint, metadata: sa.MetaDa
     return pattern % values
 
 
-def _portable(table: sa.Table, dialect: sa.Dialect) -> sa.Table:
+def _portable(table: sa.Table, real_names: bool) -> sa.Table:
     """A reflected table without the constraint names DuckDB makes up (PostgreSQL's are real)."""
-    if dialect.name != "duckdb":
+    if real_names:
         return table
     for constraint in table.constraints:
         if isinstance(constraint, (sa.CheckConstraint, sa.ForeignKeyConstraint)):
@@ -233,17 +234,6 @@ def parents_first(
     for slot, op in zip(slots, tables, strict=True):
         result[slot] = op
     return result
-
-
-def _database_traits(connection: sa.Connection, name: str) -> TableTraits:
-    """The table as the database has it: DuckDB's catalog, or PostgreSQL's reflected.
-
-    Against PostgreSQL the question is the same (could DuckDB ALTER this
-    table?), so that one history serves both engines.
-    """
-    if connection.dialect.name == "duckdb":
-        return traits_from_database(connection, name)
-    return traits_from_table(reflect(connection, name), bool(referencing_closure(connection, name)))
 
 
 def _metadata_traits(metadata: sa.MetaData, name: str) -> TableTraits:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
 from egregora.database.migration.sqltext import identifiers
 
+__all__ = ["Barrier", "CATALOG", "READS_AND_WRITES", "barrier", "may_change_readers", "readers_of"]
+
 #: names a statement reads the catalog through (SQLAlchemy's inspector, a
 #: revision's own query)
 CATALOG = frozenset(

@@ -22,7 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     NEW_SUFFIX,
     OLD_SUFFIX,
@@ -33,6 +32,7 @@ from egregora.database.migration.copyswap.model import (
 )
 from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import (
+    StoredTable,
     key_constraints,
     referred_columns,
     referred_table,
@@ -41,6 +41,8 @@ from egregora.database.migration.definitions import (
 )
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.sequences import implicit_sequence, implicit_sequence_name
+
+__all__ = ["RebuildPlanner"]
 
 
 class RebuildPlanner(StepPlanner):

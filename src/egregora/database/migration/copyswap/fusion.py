@@ -20,64 +20,54 @@ Which operations may be fused, and when a run must write what it has
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     OLD_SUFFIX,
     REJECTED,
     CopySwapPlan,
+    Facts,
     OnViolation,
-    RowPolicy,
     Rule,
+    Source,
+    Stage,
     Step,
 )
-from egregora.database.migration.copyswap.op import CreateCopySwapOp
-from egregora.database.migration.copyswap.planner import make_planner, plan_copy_swap
+from egregora.database.migration.copyswap.planner import make_planner, plan
 from egregora.database.migration.sequences import implicit_sequence
+
+__all__ = [
+    "RebuildPlan",
+    "StagePlan",
+    "can_follow",
+    "declared_indexes",
+    "in_mode",
+    "plan_judged",
+    "plan_rebuild",
+]
 
 #: default expressions whose value differs each time they are read: a stage
 #: that fills a new column with one can't be read again by a later stage
 VOLATILE = ("nextval", "random", "uuid", "gen_random")
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One create_copy_swap of a run, waiting to be written with the table's others."""
-
-    operation: CreateCopySwapOp
-    revision: str
-    on_violation: OnViolation
-    policy: RowPolicy | None
-    #: the table as this stage finds it: reflected for the first stage, the
-    #: previous stage's target after that
-    previous: sa.Table
-
-    @property
-    def table(self) -> str:
-        return self.operation.table.name
-
-    def dropped_columns(self) -> list[str]:
-        """Columns of ``previous`` whose values this stage drops."""
-        return self.operation.dropped_columns(self.previous)
-
-
-def can_follow(stage: Stage, operation: CreateCopySwapOp, on_violation: OnViolation) -> bool:
-    """Whether ``operation`` can read ``stage``'s output instead of a written table.
+def can_follow(stage: Stage, later: Stage) -> bool:
+    """Whether ``later`` can read ``stage``'s output instead of a written table.
 
     Not when the modes differ (one plan has one), nor when ``stage`` fills a
     new column from a sequence or another volatile default: read twice (by
     the later stage's rules, then by its copy) it would give other values
     than one write gives.
     """
-    if on_violation != stage.on_violation:
+    if later.on_violation != stage.on_violation:
         return False
     old = set(stage.previous.columns.keys())
-    mapped = set(stage.operation.column_map)
-    for column in stage.operation.table.columns:
+    mapped = set(stage.column_map)
+    for column in stage.target.columns:
         if column.name in old or column.name in mapped or column.computed is not None:
             continue
         if implicit_sequence(column):
@@ -90,6 +80,11 @@ def can_follow(stage: Stage, operation: CreateCopySwapOp, on_violation: OnViolat
     return True
 
 
+def in_mode(stages: Sequence[Stage], mode: OnViolation) -> list[Stage]:
+    """``stages`` all in ``mode`` (a refused run goes on as if quarantining)."""
+    return [dataclasses.replace(s, on_violation=mode) for s in stages]
+
+
 @dataclass(frozen=True)
 class StagePlan:
     """An earlier stage: its rules, where its rejected rows go, what it passes on."""
@@ -99,7 +94,7 @@ class StagePlan:
     rejected: str  # temporary table: (tbl, rid, reason) of the rows this stage rejects
     create_rejected: str
     #: the rejected rows to <table>_quarantine: in quarantine mode, or in a
-    #: refused run that goes on to judge later operations (see run_online)
+    #: refused run that goes on to judge later operations
     moves: tuple[Step, ...]
     output: str  # the rows it leaves, for the next stage to read
     input: str  # the rows it reads (the table, or the stage before's output)
@@ -108,7 +103,7 @@ class StagePlan:
 
 
 @dataclass(frozen=True)
-class FusedPlan:
+class RebuildPlan:
     """A table's stages: the earlier ones judged in place, the last one written."""
 
     table: str
@@ -119,13 +114,13 @@ class FusedPlan:
 
     def __str__(self) -> str:
         lines = [f"-- fused rebuild of {self.table}: {len(self.stages) + 1} operations"]
-        for plan in self.stages:
-            lines.append(f"-- stage {plan.stage.revision}: read, not written")
-            lines += [f"-- rule: {rule.reason}" for rule in plan.rules]
-            lines.append(f"{plan.create_rejected};")
-            lines += [f"{rule.reject_sql};" for rule in plan.rules]
-            if plan.stage.on_violation == "quarantine":
-                lines += [f"{step.sql};" for step in plan.moves]
+        for earlier in self.stages:
+            lines.append(f"-- stage {earlier.stage.revision}: read, not written")
+            lines += [f"-- rule: {rule.reason}" for rule in earlier.rules]
+            lines.append(f"{earlier.create_rejected};")
+            lines += [f"{rule.reject_sql};" for rule in earlier.rules]
+            if earlier.stage.on_violation == "quarantine":
+                lines += [f"{step.sql};" for step in earlier.moves]
         lines.append(f"-- stage {self.final_stage.revision}: written")
         lines.append(str(self.final))
         lines += [f"{sql};" for sql in self.cleanup]
@@ -134,61 +129,40 @@ class FusedPlan:
 
 def declared_indexes(stages: Sequence[Stage]) -> frozenset[str]:
     """Index names any stage declares: the table's others are kept as they are."""
-    names: set[str] = set()
-    for stage in stages:
-        for table in (stage.operation.table, stage.operation.previous):
-            if table is not None:
-                names |= {str(index.name) for index in table.indexes}
-    return frozenset(names)
+    return frozenset(name for stage in stages for name in stage.declared_indexes())
 
 
-def plan_fused(
+def plan_rebuild(
     stages: Sequence[Stage],
     *,
     dialect: sa.Dialect,
-    dependents: Sequence[sa.Table] = (),
-    stored: Mapping[str, StoredTable] | None = None,
-    kept_indexes: Sequence[str] = (),
-    inline_keys: bool = False,
+    facts: Facts | None = None,
     parents: Mapping[str, str] | None = None,
-    renamable: bool = False,
-) -> FusedPlan:
+) -> RebuildPlan:
     """Plan ``stages`` (one table's, in order) as one rebuild. Pure: no database access.
 
-    ``renamable``: the table can be moved aside (catalog.renamable); the last
-    stage then copies from the earlier stages' output read under that name.
+    One stage is an ordinary plan. With ``facts.renamable`` the table can be
+    moved aside; the last stage then copies from the earlier stages' output
+    read under that name.
     """
+    facts = facts or Facts()
     planned: list[StagePlan] = []
     origin: str | None = None
     aside: str | None = None  # the same relations, over the table moved aside
     for index, stage in enumerate(stages[:-1], start=1):
-        plan = _earlier(stage, f"{REJECTED}_{index}", origin, dialect, parents)
-        if renamable:  # the same relation, read from the table moved aside
-            reads = stage.table + OLD_SUFFIX
-            aside = _earlier(stage, plan.rejected, aside, dialect, parents, reads=reads).output
-        planned.append(plan)
-        origin = plan.output
+        source = Source(origin, f"{REJECTED}_{index}", dict(parents or {}))
+        earlier = _earlier(stage, dialect, source)
+        if facts.renamable:  # the same relation, read from the table moved aside
+            aside_source = Source(aside, earlier.rejected, source.parents, stage.table + OLD_SUFFIX)
+            aside = _earlier(stage, dialect, aside_source).output
+        planned.append(earlier)
+        origin = earlier.output
     last = stages[-1]
-    final = plan_copy_swap(
-        last.previous,
-        last.operation.table,
-        dialect=dialect,
-        column_map=last.operation.column_map,
-        dependents=dependents,
-        on_violation=last.on_violation,
-        revision=last.revision,
-        policy=last.policy,
-        inline_keys=inline_keys,
-        stored=stored,
-        kept_indexes=kept_indexes,
-        origin=origin,
-        parents=parents,
-        renamable=renamable,
-        copy_origin=aside,
-    )
+    source = Source(origin, REJECTED, dict(parents or {}), copy_origin=aside)
+    final = plan(last, dialect, facts, source)
     preparer = dialect.identifier_preparer
     cleanup = tuple(f"DROP TABLE {preparer.quote(p.rejected)}" for p in planned)
-    return FusedPlan(last.table, tuple(planned), final, last, cleanup)
+    return RebuildPlan(last.table, tuple(planned), final, last, cleanup)
 
 
 def plan_judged(
@@ -203,43 +177,24 @@ def plan_judged(
     planned: list[StagePlan] = []
     origin: str | None = None
     for index, stage in enumerate(stages, start=1):
-        rejected = f"{REJECTED}_{stage.table}_{index}"
-        plan = _earlier(stage, rejected, origin, dialect, parents)
-        planned.append(plan)
-        origin = plan.output
+        source = Source(origin, f"{REJECTED}_{stage.table}_{index}", dict(parents or {}))
+        earlier = _earlier(stage, dialect, source)
+        planned.append(earlier)
+        origin = earlier.output
     return planned
 
 
-def _earlier(
-    stage: Stage,
-    rejected: str,
-    origin: str | None,
-    dialect: sa.Dialect,
-    parents: Mapping[str, str] | None,
-    reads: str | None = None,
-) -> StagePlan:
-    planner = make_planner(
-        stage.previous,
-        stage.operation.table,
-        dialect=dialect,
-        column_map=stage.operation.column_map,
-        on_violation=stage.on_violation,
-        policy=stage.policy,
-        origin=origin,
-        rejected=rejected,
-        parents=parents,
-        reads=reads,
-    )
-    moves = planner.quarantine_steps(stage.previous, stage.revision)
+def _earlier(stage: Stage, dialect: sa.Dialect, source: Source) -> StagePlan:
+    planner = make_planner(stage, dialect, Facts(), source)
     return StagePlan(
         stage=stage,
         rules=tuple(planner.target_rules()),
         rejected=planner.rejected,
         create_rejected=planner.rejected_table().sql,
-        moves=tuple(moves),
+        moves=tuple(planner.quarantine_steps(stage.previous, stage.revision)),
         output=planner.stage_output(),
         input=planner.own_rows,
         keeps_values=not planner.changed
-        and not stage.operation.column_map
+        and not stage.column_map
         and list(planner.values) == list(stage.previous.columns.keys()),
     )

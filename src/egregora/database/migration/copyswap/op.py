@@ -16,6 +16,8 @@ from alembic.operations import MigrateOperation, Operations
 from egregora.database.migration.copyswap.model import ColumnMapValue
 from egregora.database.migration.definitions import plain_column
 
+__all__ = ["CreateCopySwapOp"]
+
 
 @Operations.register_operation("create_copy_swap")
 class CreateCopySwapOp(MigrateOperation):

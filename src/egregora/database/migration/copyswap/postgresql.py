@@ -25,12 +25,12 @@ spells both expressions its own way). Unnamed CHECKs are matched by text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
-from egregora.database.migration.afterwards import concurrently
 from egregora.database.migration.copyswap.model import OnViolation, Phase, Rule, Step
 from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.definitions import (
@@ -43,6 +43,17 @@ from egregora.database.migration.definitions import (
     sorted_checks,
 )
 from egregora.database.migration.sqltext import normalize_sql
+
+__all__ = ["InPlacePlanner", "concurrently"]
+
+_CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX (?!CONCURRENTLY)", re.IGNORECASE)
+
+
+def concurrently(create_index: str) -> str:
+    """``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS ...`` from a CREATE INDEX."""
+    return _CREATE_INDEX.sub(
+        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY IF NOT EXISTS ", create_index, 1
+    )
 
 
 class InPlacePlanner(StepPlanner):

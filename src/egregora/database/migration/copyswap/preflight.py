@@ -14,6 +14,8 @@ from typing import Any
 from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, Rule
 from egregora.database.migration.report import plural, sample_text
 
+__all__ = ["FOLLOWS", "Violation", "preflight", "scalar", "violation_report"]
+
 
 @dataclass
 class Violation:

@@ -11,20 +11,20 @@ engine tells rows apart (``row_id``) and whether it can try a conversion
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import sqlalchemy as sa
 
 from egregora.database.migration.copyswap.model import (
-    REJECTED,
     ROW_ID,
     SAMPLE_SIZE,
     STAGE_ID,
-    ColumnMapValue,
+    Facts,
     OnViolation,
-    RowPolicy,
     Rule,
+    Source,
+    Stage,
 )
 from egregora.database.migration.copyswap.writer import SqlWriter
 from egregora.database.migration.definitions import (
@@ -42,6 +42,8 @@ from egregora.database.migration.definitions import (
 from egregora.database.migration.sequences import implicit_sequence
 from egregora.database.migration.sqltext import normalize_sql
 
+__all__ = ["CONVERTS", "RulePlanner"]
+
 #: a rule relation's column saying whether a converted column's value converts
 CONVERTS = "__ccs_converts_"
 
@@ -57,41 +59,28 @@ class RulePlanner(SqlWriter):
     can_try: ClassVar[bool] = False
 
     def __init__(
-        self,
-        dialect: sa.Dialect,
-        previous: sa.Table,
-        target: sa.Table,
-        column_map: dict[str, ColumnMapValue],
-        dependents: Sequence[sa.Table],
-        *,
-        changed_checks: Iterable[str] = (),
-        policy: RowPolicy | None = None,
-        origin: str | None = None,
-        rejected: str = REJECTED,
-        parents: Mapping[str, str] | None = None,
-        reads: str | None = None,
+        self, dialect: sa.Dialect, stage: Stage, facts: Facts, source: Source | None = None
     ) -> None:
-        """``origin``, ``rejected``, ``parents`` and ``reads`` serve fused rebuilds (fusion.py).
+        """The change (``stage``), what the catalog says (``facts``), where rows are read.
 
-        ``origin``: a relation holding the table's rows as an earlier stage
-        of the run leaves them, each with its row id in ``STAGE_ID``, read
-        instead of the table; ``rejected``: the table this plan's rejected
-        rows go to; ``parents``: relations read instead of referenced tables
-        whose rows the run has not written yet.
+        ``source`` serves the stages of a fused rebuild (fusion.py): rows read
+        from an earlier stage's output, rejected rows kept apart, referenced
+        tables read as the run would leave them.
         """
         super().__init__(dialect)
-        self.origin = origin
-        self.rejected = rejected
-        self.parents = dict(parents or {})
-        self.reads = reads or target.name
-        self.previous = previous
-        self.target = target
-        self.name = target.name
-        self.column_map = column_map
-        self.dependents = creation_order(dependents)
+        source = source or Source()
+        self.origin = source.origin
+        self.rejected = source.rejected
+        self.parents = dict(source.parents)
+        self.reads = source.reads or stage.target.name
+        self.previous = stage.previous
+        self.target = stage.target
+        self.name = stage.target.name
+        self.column_map = dict(stage.column_map)
+        self.dependents = creation_order(facts.dependents)
         self.dep_names = [d.name for d in self.dependents]
-        self.changed_checks = frozenset(changed_checks)
-        self.policy = policy or RowPolicy()
+        self.changed_checks = frozenset(facts.changed_checks)
+        self.policy = stage.policy
         #: target column -> (SQL over the old row, whether it converts a value)
         self.values = self._values()
         self.changed = {name for name, (_, converted) in self.values.items() if converted}

@@ -7,20 +7,24 @@ registry in :mod:`.engine` picks one by dialect name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import sqlalchemy as sa
 
-from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     QUARANTINE_COLUMNS,
     QUARANTINE_SUFFIX,
+    Facts,
     OnViolation,
     Rule,
+    Source,
+    Stage,
     Step,
 )
 from egregora.database.migration.copyswap.rules import RulePlanner
+
+__all__ = ["StepPlanner"]
 
 
 class StepPlanner(RulePlanner):
@@ -36,30 +40,19 @@ class StepPlanner(RulePlanner):
         """Refuse what this engine can't do, before anything is planned (none by default)."""
 
     def __init__(
-        self,
-        *args: Any,
-        stored: Mapping[str, StoredTable] | None = None,
-        kept_indexes: Sequence[str] = (),
-        inline_keys: bool = False,
-        renamable: bool = False,
-        copy_origin: str | None = None,
-        **kw: Any,
+        self, dialect: sa.Dialect, stage: Stage, facts: Facts, source: Source | None = None
     ) -> None:
-        """RulePlanner's arguments, and what the live catalog says where an engine reads it.
+        """RulePlanner's, and what the catalog says where an engine reads it (Facts).
 
-        ``stored``: referencing tables' own DDL (catalog.stored_tables);
-        ``kept_indexes``: CREATE INDEX of the table's indexes its definition
-        lacks; ``inline_keys``: declare the target's keys in CREATE TABLE
-        (see CopySwapPlan.deferred_keys); ``renamable`` and ``copy_origin``:
-        the table may be moved aside (see plan_copy_swap). An engine that
-        alters in place keeps all of these where they stand and ignores them.
+        An engine that alters in place keeps indexes and referencing tables
+        where they stand and ignores the rebuild's facts.
         """
-        super().__init__(*args, **kw)
-        self.stored = dict(stored or {})
-        self.kept_indexes = list(kept_indexes)
-        self.inline_target_keys = inline_keys
-        self.renamable = renamable
-        self.copy_origin = copy_origin
+        super().__init__(dialect, stage, facts, source)
+        self.stored = dict(facts.stored)
+        self.kept_indexes = list(facts.kept_indexes)
+        self.inline_target_keys = facts.inline_keys
+        self.renamable = facts.renamable
+        self.copy_origin = (source or Source()).copy_origin
 
     def steps(self, mode: OnViolation, rules: list[Rule], revision: str) -> list[Step]:
         raise NotImplementedError

@@ -6,7 +6,6 @@ checked here holds on every engine.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -15,6 +14,9 @@ from egregora.database.migration.copyswap.model import ON_VIOLATION_CHOICES, Col
 from egregora.database.migration.definitions import referred_columns, referred_table
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.sequences import implicit_sequence
+from egregora.database.migration.sqltext import statement_outside_quotes
+
+__all__ = ["check_on_violation", "validate"]
 
 
 def validate(
@@ -22,10 +24,8 @@ def validate(
     target: sa.Table,
     column_map: Mapping[str, ColumnMapValue],
     dependents: Sequence[sa.Table],
-    on_violation: str,
 ) -> None:
-    """Refuse arguments that can't work on any engine."""
-    check_on_violation(on_violation)
+    """Refuse arguments that can't work on any engine (``on_violation``: check_on_violation)."""
     _check_tables(previous, target, dependents)
     _check_column_map(target, column_map)
     _check_filled(previous, target, column_map)
@@ -76,7 +76,7 @@ def _check_column_map(target: sa.Table, column_map: Mapping[str, ColumnMapValue]
                 "non-empty SQL expression over the old row, such as 'old_name' or "
                 "'CAST(old_name AS UUID)'."
             )
-        if ";" in _unquoted(expression):
+        if statement_outside_quotes(expression):
             raise InvalidOperation(
                 f"create_copy_swap on {target.name}: column_map[{key!r}] = "
                 f"{expression!r} contains a ';'. It must be one SQL expression, not "
@@ -122,7 +122,3 @@ def _check_references(target: sa.Table, dependents: Sequence[sa.Table]) -> None:
                     f"longer has. Rebuild {dependent.name} first, in the same revision, to "
                     "reference the new columns."
                 )
-
-
-def _unquoted(sql: str) -> str:
-    return re.sub(r"""'(?:[^']|'')*'|"(?:[^"]|"")*\"""", "", sql)

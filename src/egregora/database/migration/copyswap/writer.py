@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from egregora.database.migration.copyswap.model import ColumnMapValue
 
+__all__ = ["SqlWriter", "literal"]
+
 
 class SqlWriter:
     """The SQL text of one plan's names, types and expressions, for ``dialect``."""

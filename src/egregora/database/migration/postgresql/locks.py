@@ -23,11 +23,23 @@ import sqlalchemy as sa
 
 from egregora.database.migration.errors import InvalidOperation, MigrationFailed
 
+__all__ = [
+    "LOCK_NOT_AVAILABLE",
+    "LockPolicy",
+    "ONE_CORE",
+    "Refusal",
+    "execute_with_retries",
+    "is_lock_timeout",
+    "lock_holders",
+    "lock_refusal",
+    "lock_wait_note",
+    "retrying",
+    "wait_for_advisory_lock",
+]
+
 T = TypeVar("T")
 #: PostgreSQL's SQLSTATE for "could not obtain lock" (lock_timeout, NOWAIT)
 LOCK_NOT_AVAILABLE = "55P03"
-#: where the migration connection keeps its LockPolicy
-LOCK_POLICY_INFO = "egregora_lock_policy"
 _DURATION = re.compile(r"\d+\s*(ms|s|min)?", re.IGNORECASE)
 _SAVEPOINT = "egregora_lock_retry"
 #: the setting that keeps a migration's scans on one core (LockPolicy.apply)
@@ -60,7 +72,7 @@ class LockPolicy:
         return cls(lock_timeout, int(retries), cls.backoff_seconds, statement_timeout)
 
     def apply(self, connection: sa.Connection) -> None:
-        """Set the timeouts for this transaction only, and remember the policy.
+        """Set the timeouts for this transaction only.
 
         Also ``max_parallel_workers_per_gather = 0``: the migration's scans
         (preflight, VALIDATE) then use one core. With PostgreSQL's default of
@@ -78,7 +90,6 @@ class LockPolicy:
                 "SELECT set_config('statement_timeout', %(v)s, true)",
                 {"v": self.statement_timeout},
             )
-        connection.info[LOCK_POLICY_INFO] = self
 
     def offline_sql(self) -> list[str]:
         """The same settings, for a ``--sql`` script (run inside its transaction)."""

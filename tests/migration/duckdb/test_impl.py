@@ -12,8 +12,8 @@ from alembic.operations import Operations
 import egregora.database.migrations  # noqa: F401  (registers our implementation)
 from egregora.database.migration.errors import InvalidOperation
 
-from ..copy_swap_helpers import rows, sql
-from ..fidelity import catalog_picture
+from ...copy_swap_helpers import rows, sql
+from ...fidelity import catalog_picture
 
 
 def _ops(connection: sa.Connection) -> Operations:

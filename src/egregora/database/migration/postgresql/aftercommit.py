@@ -33,9 +33,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +41,7 @@ import sqlalchemy as sa
 
 from egregora.database.migration.catalog import driver
 from egregora.database.migration.errors import MigrationFailed, first_line
-from egregora.database.migration.locks import (
+from egregora.database.migration.postgresql.locks import (
     ONE_CORE,
     LockPolicy,
     execute_with_retries,
@@ -52,22 +50,28 @@ from egregora.database.migration.locks import (
     wait_for_advisory_lock,
 )
 from egregora.database.migration.report import plural
+from egregora.database.migration.sqltext import Token, name_after
+
+__all__ = ["PENDING_TABLE", "AfterCommit", "defer", "finish", "pending", "record", "take"]
 
 log = logging.getLogger("alembic.egregora.afterwards")
 
-#: connection.info (online) and migration-context option (offline): the run's queue
-AFTER_COMMIT = "egregora_after_commit"
 PENDING_TABLE = "egregora_pending"
 #: a statement finished after the commit that took this long gets a log line of its own
 SLOW_SECONDS = 0.5
-_CONCURRENT_INDEX = re.compile(
-    r"^CREATE (?:UNIQUE )?INDEX CONCURRENTLY IF NOT EXISTS (\"(?:[^\"]|\"\")+\"|\w+) ON",
-    re.IGNORECASE,
+_BUILDS = (
+    ("CREATE", "INDEX", "CONCURRENTLY", "IF", "NOT", "EXISTS"),
+    ("CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", "IF", "NOT", "EXISTS"),
 )
 
 
+def built_index(sql: str) -> Token | None:
+    """The index ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name ON ...`` builds."""
+    return name_after(sql, _BUILDS, then="ON")
+
+
 @dataclass(frozen=True)
-class Deferred:
+class AfterCommit:
     """A statement the run finishes after its commit."""
 
     revision: str
@@ -76,9 +80,8 @@ class Deferred:
 
     def names(self) -> set[str]:
         """The table, and the index a deferred build makes (``DROP INDEX`` names only it)."""
-        built = _CONCURRENT_INDEX.match(self.sql)
-        index = built.group(1).strip('"').replace('""', '"') if built else None
-        return {self.table.lower(), *([index.lower()] if index else [])}
+        built = built_index(self.sql)
+        return {self.table.lower(), *([built.name.lower()] if built else [])}
 
     def in_transaction(self) -> str:
         """The same statement as it runs inside the migration's transaction."""
@@ -86,41 +89,19 @@ class Deferred:
 
 
 _CONCURRENTLY = re.compile(r"\s+CONCURRENTLY\s+", re.IGNORECASE)
-_CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX (?!CONCURRENTLY)", re.IGNORECASE)
-
-
-def concurrently(create_index: str) -> str:
-    """``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS ...`` from a CREATE INDEX."""
-    return _CREATE_INDEX.sub(
-        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY IF NOT EXISTS ", create_index, 1
-    )
 
 
 def defer(
-    queue: list[Deferred] | None, revision: str, table: str, statements: tuple[str, ...]
+    queue: list[AfterCommit] | None, revision: str, table: str, statements: tuple[str, ...]
 ) -> bool:
     """Queue ``statements`` for after the commit; False when this run can't defer."""
     if queue is None:
         return False
-    queue.extend(Deferred(revision, table, sql) for sql in statements)
+    queue.extend(AfterCommit(revision, table, sql) for sql in statements)
     return True
 
 
-#: set while an operation writes its own statements (offline): they don't take
-_OWN_STATEMENTS: ContextVar[bool] = ContextVar("egregora_own_statements", default=False)
-
-
-@contextmanager
-def own_statements() -> Iterator[None]:
-    """The statements written inside are the deferring operation's own: no take()."""
-    token = _OWN_STATEMENTS.set(True)
-    try:
-        yield
-    finally:
-        _OWN_STATEMENTS.reset(token)
-
-
-def take(queue: list[Deferred] | None, tables: Iterable[str]) -> list[str]:
+def take(queue: list[AfterCommit] | None, tables: Iterable[str]) -> list[str]:
     """What the queue defers on ``tables``, taken off it, to run in the transaction now.
 
     A later operation of the same run on one of those tables must see them
@@ -128,7 +109,7 @@ def take(queue: list[Deferred] | None, tables: Iterable[str]) -> list[str]:
     CHECK it does not know), or references its new key (a FOREIGN KEY needs
     the key's index). Only runs that change a table twice pay for it.
     """
-    if not queue or _OWN_STATEMENTS.get():
+    if not queue:
         return []
     wanted = {name.lower() for name in tables}  # a statement's names, as identifiers() folds them
     taken = [d for d in queue if wanted & d.names()]
@@ -136,7 +117,7 @@ def take(queue: list[Deferred] | None, tables: Iterable[str]) -> list[str]:
     return [d.in_transaction() for d in taken]
 
 
-def record(connection: sa.Connection, queue: list[Deferred]) -> None:
+def record(connection: sa.Connection, queue: list[AfterCommit]) -> None:
     """Write the queue into ``egregora_pending``, inside the run's transaction."""
     if not queue:
         return
@@ -150,7 +131,7 @@ def record(connection: sa.Connection, queue: list[Deferred]) -> None:
     )
 
 
-def pending(connection: sa.Connection) -> list[tuple[int, Deferred]]:
+def pending(connection: sa.Connection) -> list[tuple[int, AfterCommit]]:
     """What ``egregora_pending`` still lists, in order."""
     exists = connection.exec_driver_sql(f"SELECT to_regclass('{PENDING_TABLE}')").scalar()
     if exists is None:
@@ -158,7 +139,7 @@ def pending(connection: sa.Connection) -> list[tuple[int, Deferred]]:
     rows = connection.exec_driver_sql(
         f"SELECT position, revision, table_name, sql FROM {PENDING_TABLE} ORDER BY position"
     ).all()
-    return [(int(p), Deferred(str(r), str(t), str(s))) for p, r, t, s in rows]
+    return [(int(p), AfterCommit(str(r), str(t), str(s))) for p, r, t, s in rows]
 
 
 def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
@@ -167,8 +148,6 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
     ``connection`` must not be in a transaction. One deploy at a time: the
     session-level advisory lock ``lock_key`` is the one migrations take.
     """
-    if connection.dialect.name != "postgresql":
-        return 0
     raw = driver(connection)
     default = connection.default_isolation_level
     auto = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -206,10 +185,12 @@ def finish(connection: sa.Connection, policy: LockPolicy, lock_key: int) -> int:
     return len(items)
 
 
-def _run(auto: sa.Connection, raw: Any, item: Deferred, position: int, policy: LockPolicy) -> None:
+def _run(
+    auto: sa.Connection, raw: Any, item: AfterCommit, position: int, policy: LockPolicy
+) -> None:
     table = auto.dialect.identifier_preparer.quote(item.table)
     done = f"DELETE FROM {PENDING_TABLE} WHERE position = {position}"
-    built = _CONCURRENT_INDEX.match(item.sql)
+    built = built_index(item.sql)
     if built is None:  # a short transaction: the statement and its removal from the list
         raw.execute("BEGIN")
         try:
@@ -222,7 +203,7 @@ def _run(auto: sa.Connection, raw: Any, item: Deferred, position: int, policy: L
         return
     # CONCURRENTLY runs outside any transaction; a build that failed earlier
     # left an INVALID index of the same name, which IF NOT EXISTS would keep
-    name = built.group(1)
+    name = built.text
 
     def build() -> None:
         if _invalid(raw, name):  # a failed try (a lock timeout, say) leaves one too
@@ -245,7 +226,7 @@ def _head(sql: str) -> str:
     return " ".join(sql.split())[:90]
 
 
-def _failure(item: Deferred, exc: BaseException, left: list[tuple[int, Deferred]]) -> str:
+def _failure(item: AfterCommit, exc: BaseException, left: list[tuple[int, AfterCommit]]) -> str:
     remaining = "; ".join(_head(d.sql) for _, d in left)
     return (
         f"The migration's changes are committed (revision {item.revision} and those before it "

@@ -17,6 +17,16 @@ import re
 from dataclasses import dataclass
 
 from egregora.database.migration.report import LockReport, RunReport
+from egregora.database.migration.sqltext import folded, name_after
+
+__all__ = [
+    "ACCESS_EXCLUSIVE",
+    "LockEffect",
+    "SHARE_UPDATE_EXCLUSIVE",
+    "lock_of",
+    "note",
+    "target_table",
+]
 
 ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
 SHARE_UPDATE_EXCLUSIVE = "SHARE UPDATE EXCLUSIVE"
@@ -150,20 +160,23 @@ def _held(report: RunReport, table: str | None) -> bool:
     )
 
 
-_TARGET = re.compile(
-    r"\s*(?:INSERT INTO|DELETE FROM|UPDATE|ALTER TABLE|DROP TABLE|CREATE TABLE"
-    r"(?: IF NOT EXISTS)?|CREATE TEMPORARY TABLE)\s+(\"(?:[^\"]|\"\")+\"|\w+)",
-    re.IGNORECASE,
+#: how a statement that writes or alters a table begins, before the table's name
+_WRITES = (
+    ("INSERT", "INTO"),
+    ("DELETE", "FROM"),
+    ("UPDATE",),
+    ("ALTER", "TABLE"),
+    ("DROP", "TABLE"),
+    ("CREATE", "TABLE", "IF", "NOT", "EXISTS"),
+    ("CREATE", "TABLE"),
+    ("CREATE", "TEMPORARY", "TABLE"),
 )
 
 
 def target_table(sql: str) -> str | None:
     """The table a statement writes or alters, as PostgreSQL folds its name."""
-    found = _TARGET.match(sql)
-    if found is None:
-        return None
-    name = found.group(1)
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+    found = name_after(sql, _WRITES)
+    return None if found is None else folded(found)
 
 
 def _bookkeeping(table: str | None) -> bool:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import command
 from egregora.database.migration.errors import InvalidOperation, MigrationFailed
 
-from ..test_everyday_loop import SEED, Project, execute, model
+from ...test_everyday_loop import SEED, Project, execute, model
 
 
 @pytest.fixture

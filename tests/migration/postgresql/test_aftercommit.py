@@ -11,20 +11,20 @@ import pytest
 import sqlalchemy as sa
 
 from alembic import command
-from egregora.database.migration.afterwards import (
+from egregora.database.migration.environment import MIGRATION_LOCK_KEY
+from egregora.database.migration.errors import MigrationFailed
+from egregora.database.migration.postgresql.aftercommit import (
     PENDING_TABLE,
-    Deferred,
+    AfterCommit,
     finish,
     pending,
     record,
     take,
 )
-from egregora.database.migration.environment import MIGRATION_LOCK_KEY
-from egregora.database.migration.errors import MigrationFailed
-from egregora.database.migration.locks import LockPolicy
+from egregora.database.migration.postgresql.locks import LockPolicy
 
-from ..test_everyday_loop import SEED, Project, execute, model
-from ..test_postgresql import pg_sql
+from ...test_everyday_loop import SEED, Project, execute, model
+from ...test_postgresql import pg_sql
 
 UNIQUE = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ux_t_a ON t (a)"
 ATTACH = "ALTER TABLE t ADD CONSTRAINT ux_t_a UNIQUE USING INDEX ux_t_a"
@@ -39,7 +39,7 @@ def _finish(url: str) -> int:
         engine.dispose()
 
 
-def _record(url: str, *items: Deferred) -> None:
+def _record(url: str, *items: AfterCommit) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as connection:
         record(connection, list(items))
@@ -48,7 +48,7 @@ def _record(url: str, *items: Deferred) -> None:
 
 def test_a_failed_build_is_left_listed_and_invalid_then_rebuilt(pg_url: str) -> None:
     pg_sql(pg_url, "CREATE TABLE t (a INTEGER)", "INSERT INTO t VALUES (1), (1), (2)")
-    _record(pg_url, Deferred("r1 upgrade", "t", UNIQUE), Deferred("r1 upgrade", "t", ATTACH))
+    _record(pg_url, AfterCommit("r1 upgrade", "t", UNIQUE), AfterCommit("r1 upgrade", "t", ATTACH))
 
     with pytest.raises(MigrationFailed) as failed:
         _finish(pg_url)
@@ -72,9 +72,9 @@ def test_a_failed_build_is_left_listed_and_invalid_then_rebuilt(pg_url: str) -> 
 
 def test_take_gives_back_the_in_transaction_forms_of_one_table() -> None:
     queue = [
-        Deferred("r", "t", UNIQUE),
-        Deferred("r", "u", "ALTER TABLE u VALIDATE CONSTRAINT c"),
-        Deferred("r", "t", ATTACH),
+        AfterCommit("r", "t", UNIQUE),
+        AfterCommit("r", "u", "ALTER TABLE u VALIDATE CONSTRAINT c"),
+        AfterCommit("r", "t", ATTACH),
     ]
     assert take(queue, {"t"}) == ["CREATE UNIQUE INDEX IF NOT EXISTS ux_t_a ON t (a)", ATTACH]
     assert [d.table for d in queue] == ["u"]
@@ -95,7 +95,7 @@ def test_the_next_upgrade_finishes_what_a_run_left(project: Project, pg_url: str
     pg_sql(pg_url, "ALTER TABLE media ADD CONSTRAINT chk_left CHECK (size >= 0) NOT VALID")
     _record(
         pg_url,
-        Deferred("r1base upgrade", "media", "ALTER TABLE media VALIDATE CONSTRAINT chk_left"),
+        AfterCommit("r1base upgrade", "media", "ALTER TABLE media VALIDATE CONSTRAINT chk_left"),
     )
     assert [d.sql for _, d in _pending(pg_url)] == [
         "ALTER TABLE media VALIDATE CONSTRAINT chk_left"
@@ -108,7 +108,7 @@ def test_the_next_upgrade_finishes_what_a_run_left(project: Project, pg_url: str
     assert pg_sql(pg_url, f"SELECT to_regclass('{PENDING_TABLE}')") == [(None,)]
 
 
-def _pending(url: str) -> list[tuple[int, Deferred]]:
+def _pending(url: str) -> list[tuple[int, AfterCommit]]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         found = pending(connection)
@@ -196,7 +196,9 @@ def test_a_blocker_stops_the_finishing_which_the_next_run_completes(
 
 def test_take_finds_a_deferred_build_by_its_index_name_too() -> None:
     queue = [
-        Deferred("r", "Media", 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "IX_kind" ON "Media" (k)')
+        AfterCommit(
+            "r", "Media", 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "IX_kind" ON "Media" (k)'
+        )
     ]
     assert take(queue, {"ix_other"}) == []
     assert take(queue, {"ix_kind"}) == ['CREATE INDEX IF NOT EXISTS "IX_kind" ON "Media" (k)']

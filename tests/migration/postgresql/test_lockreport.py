@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from alembic import command
-from egregora.database.migration.pglocks import lock_of, note
+from egregora.database.migration.postgresql.lockreport import lock_of, note
 from egregora.database.migration.report import RunReport
 
-from ..test_everyday_loop import SEED, Project, execute, model
+from ...test_everyday_loop import SEED, Project, execute, model
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""DuckDB: the impl, and what a rebuild asks of DuckDB's catalog before it changes anything."""

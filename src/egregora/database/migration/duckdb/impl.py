@@ -1,0 +1,247 @@
+"""Alembic's DuckDB implementation, with the quirks this project met handled in one place.
+
+duckdb-sqlalchemy registers ``DuckDBImpl`` for the ``duckdb`` dialect. This
+subclass is defined after it, so Alembic uses it instead (Alembic's
+implementation registry keeps the last class defined for a dialect).
+
+On DuckDB a ``create_copy_swap`` rebuilds the table and the tables that
+reference it: before the change it reads their stored DDL and the table's
+undeclared indexes from the catalog, and refuses what would break after the
+swap (a view or macro reading a dropped column, a FOREIGN KEY between
+columns of different types).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
+
+from egregora.database.migration.capabilities import TableTraits, traits_from_database
+from egregora.database.migration.catalog import (
+    driver,
+    duckdb_type_name,
+    renamable,
+    scratch_type_name,
+    stored_indexes,
+    stored_tables,
+    view_and_macro_sources,
+)
+from egregora.database.migration.copyswap.duckdb import RebuildPlanner
+from egregora.database.migration.copyswap.fusion import declared_indexes
+from egregora.database.migration.copyswap.model import Change, Facts, Stage
+from egregora.database.migration.definitions import referred_columns, referred_table
+from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.impl import EgregoraImpl
+from egregora.database.migration.options import RunOptions
+from egregora.database.migration.runstate import RunState
+from egregora.database.migration.sqltext import identifiers
+
+__all__ = ["EgregoraDuckDBImpl"]
+
+
+class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
+    __dialect__ = "duckdb"
+    planner = RebuildPlanner
+    in_place = False
+    # each rebuild writes the whole table: a run writes each table once
+    holds_rebuilds = True
+    # stored as <table>_<cols>_check and friends; the stored DDL has no names
+    keeps_constraint_names = False
+
+    @classmethod
+    def prepare(cls, connection: sa.Connection, options: RunOptions, run: RunState) -> None:
+        """DuckDB's progress bar on a terminal only, and the memory limit; remember it.
+
+        DuckDB prints its own progress bar (percent and a bar) to stdout for
+        queries that run longer than progress_bar_time, and does so by
+        default even into pipes and CI logs. Shown on a terminal only, after
+        two seconds (``-x progress_after_ms=N``). Neither setting can be
+        global: both are set on the driver's connection, the one every
+        statement of the run goes through. Setting progress_bar_time switches
+        the bar on, so it goes first.
+        """
+        raw = driver(connection)
+        if sys.stdout.isatty():
+            raw.execute(f"SET progress_bar_time = {options.progress_after_ms}")
+            raw.execute("SET enable_progress_bar = true")
+        else:
+            raw.execute("SET enable_progress_bar = false")
+        if options.memory_limit is not None:  # checked: a number and a unit
+            raw.execute(f"SET memory_limit = '{options.memory_limit}'")
+        row = raw.execute("SELECT current_setting('memory_limit')").fetchone()
+        run.memory_limit = str(row[0]) if row else "unknown"  # for an out-of-memory refusal
+        connection.commit()  # end the autobegun transaction: Alembic begins its own
+
+    def table_traits(self, name: str) -> TableTraits:
+        return traits_from_database(self.conn, name)
+
+    def read_facts(
+        self, stages: Sequence[Stage], dependents: Sequence[sa.Table], inline_keys: bool
+    ) -> Facts:
+        """Dependents come back exactly as the catalog keeps them, now."""
+        raw = driver(self.conn)
+        return Facts(
+            dependents=tuple(dependents),
+            stored=stored_tables(raw, [d.name for d in dependents]),
+            kept_indexes=tuple(kept_indexes(raw, stages)),
+            renamable=renamable(raw, stages[0].table),
+            inline_keys=inline_keys,
+        )
+
+    def refuse_before_change(
+        self, previous: sa.Table, target: sa.Table, dependents: Sequence[sa.Table]
+    ) -> None:
+        refuse_breaking_readers(driver(self.conn), previous, target)
+        refuse_incompatible_references(self.conn, target, dependents)
+
+    def offline_note(self, change: Change) -> str | None:
+        if not change.dependents:
+            return None
+        return (
+            f"-- create_copy_swap {change.table}: offline, the referencing tables "
+            "are recreated from the revision's frozen definitions (online, from the "
+            "database's own DDL)"
+        )
+
+    def _recreate(self, table_name: str, schema: str | None) -> Any:
+        # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
+        # with an explicit index (drop_column, alter_column of nullability,
+        # type or name) with Alembic's batch recreate. Here create_copy_swap
+        # wins: batch rebuilds from SQLAlchemy's reflection, which loses what
+        # it can't see (measured: TIMESTAMP_NS, COLLATE, generated columns,
+        # expression indexes), and checks no row first. Autogenerate never
+        # writes such a plain op (capabilities.py); a hand-written one is
+        # refused before anything runs.
+        raise InvalidOperation(
+            f"An ALTER of table {table_name} that DuckDB can't do in place: the table "
+            "has an explicit index, and DuckDB then refuses to drop a column or change "
+            "its nullability, type or name. Nothing was changed. Write the change as "
+            "op.create_copy_swap with the table's complete new definition (alembic "
+            "revision --autogenerate writes it), which rebuilds the table keeping its "
+            "indexes, checking every row first."
+        )
+
+    def compare_type(self, inspector_column: Any, metadata_column: Any) -> bool:
+        # Two spellings of one DuckDB type are no change: sa.Text() compiles to
+        # TEXT, which DuckDB stores as VARCHAR, so without this `alembic check`
+        # reported a changed type forever after the upgrade that "changed" it.
+        if not super().compare_type(inspector_column, metadata_column):
+            return False
+        have = scratch_type_name(inspector_column.type)
+        want = scratch_type_name(metadata_column.type)
+        return have is None or want is None or have != want
+
+    def compare_server_default(
+        self,
+        inspector_column: Any,
+        metadata_column: Any,
+        rendered_metadata_default: Any,
+        rendered_inspector_default: Any,
+    ) -> bool:
+        # Alembic renders a plain string default (server_default="en") bare, as
+        # en, while DuckDB reflects it as the literal 'en': without quoting it,
+        # every string default reads as changed, and `alembic check` is never
+        # clean.
+        default = metadata_column.server_default
+        if isinstance(default, sa.DefaultClause) and isinstance(default.arg, str):
+            rendered_metadata_default = "'" + default.arg.replace("'", "''") + "'"
+        return bool(
+            super().compare_server_default(
+                inspector_column,
+                metadata_column,
+                rendered_metadata_default,
+                rendered_inspector_default,
+            )
+        )
+
+
+def kept_indexes(raw: Any, stages: Sequence[Stage]) -> list[str]:
+    """CREATE INDEX of the table's indexes that no stage's definitions know: kept as they are.
+
+    A user's or another store's index on the table must survive the rebuild
+    (measured: before this, rebuilding posts dropped an index on posts.slug
+    that nothing declared). An index a revision's ``previous=`` declares and
+    its target does not is dropped on purpose. One kept that reads a column
+    the rebuild drops is refused before any change, as a view or macro is.
+    """
+    target = stages[-1].target
+    known = declared_indexes(stages)
+    dropped = set(stages[0].previous.columns.keys()) - set(target.columns.keys())
+    kept = []
+    for index in stored_indexes(raw, target.name):
+        if index.name in known:
+            continue
+        used = sorted(c for c in dropped if c.lower() in identifiers(index.expressions))
+        if used:
+            raise InvalidOperation(
+                f"create_copy_swap on {target.name}: the index {index.name}, which the new "
+                f"definition does not declare, reads {', '.join(used)}, which it drops. "
+                "Nothing was changed. Drop that index earlier in the revision "
+                "(op.drop_index), or declare it on the new columns."
+            )
+        kept.append(index.sql)
+    return kept
+
+
+def refuse_breaking_readers(raw: Any, previous: sa.Table, target: sa.Table) -> None:
+    """Refuse before any change when a view or a macro reads a column the rebuild drops.
+
+    DuckDB binds views and macros when they are used, not when the table
+    changes: after the rebuild they would fail ("Referenced column ... not
+    found") on their next use, far from the migration. (PostgreSQL itself
+    refuses to drop a column a view reads.)
+    """
+    dropped = set(previous.columns.keys()) - set(target.columns.keys())
+    if not dropped:
+        return
+    for kind, name, sql in view_and_macro_sources(raw):
+        tokens = identifiers(sql)
+        if previous.name.lower() not in tokens:
+            continue
+        used = sorted(c for c in dropped if c.lower() in tokens)
+        if used:
+            raise InvalidOperation(
+                f"create_copy_swap on {target.name}: the {kind} {name} reads "
+                f"{', '.join(used)}, which the new definition drops or renames, so the "
+                f"{kind} would break. Nothing was changed. Drop or re-create the {kind} "
+                "without those columns earlier in the revision (op.execute), then "
+                "rebuild the table."
+            )
+
+
+def refuse_incompatible_references(
+    connection: sa.Connection, target: sa.Table, dependents: Sequence[sa.Table]
+) -> None:
+    """Refuse before any change when a referencing column no longer matches its key.
+
+    DuckDB rebuilds the referencing tables after the swap, and a FOREIGN KEY
+    between columns of different types can't be created: without this check
+    the rebuild fails half-way (rolled back, but late and with DuckDB's
+    words). Types are compared as DuckDB names them (``typeof``), so that
+    ``DOUBLE PRECISION`` in metadata and a reflected ``DOUBLE`` agree.
+    """
+    raw = driver(connection)
+    compile_type = connection.dialect.type_compiler_instance.process
+    for dependent in dependents:
+        for fk in dependent.foreign_key_constraints:
+            if referred_table(fk) != target.name:
+                continue
+            for column, referred in zip(fk.columns, referred_columns(fk), strict=True):
+                if referred not in target.columns:
+                    continue  # validate() says so, with its own message
+                new = duckdb_type_name(raw, compile_type(target.columns[referred].type))
+                have = duckdb_type_name(raw, compile_type(column.type))
+                if new != have:
+                    raise InvalidOperation(
+                        f"create_copy_swap on {target.name}: {dependent.name}.{column.name} "
+                        f"({have}) references {target.name}.{referred}, which the new "
+                        f"definition makes {new}, and DuckDB can't keep a FOREIGN KEY between "
+                        "different types. Nothing was changed. In one revision: rebuild "
+                        f"{dependent.name} without that FOREIGN KEY, rebuild {target.name}, "
+                        f"then rebuild {dependent.name} with the column as {new} and the "
+                        "FOREIGN KEY back (column_map converts its values)."
+                    )
