@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateIndex
 
 from egregora.database.migration.afterwards import AFTER_COMMIT, concurrently, defer, take
 from egregora.database.migration.catalog import driver, scratch_type_name
+from egregora.database.migration.definitions import fk_signature
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
@@ -110,6 +111,11 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
         return str(construct.compile(dialect=self.dialect))
 
 
+def _engine_default(action: str | None) -> bool:
+    """RESTRICT or NO ACTION: what a DuckDB FOREIGN KEY does when it says nothing."""
+    return action is not None and action.upper() in ("RESTRICT", "NO ACTION")
+
+
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
     __dialect__ = "duckdb"
 
@@ -130,6 +136,26 @@ class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
             "revision --autogenerate writes it), which rebuilds the table keeping its "
             "indexes, checking every row first."
         )
+
+    def correct_for_autogen_foreignkeys(self, conn_fks: Any, metadata_fks: Any) -> None:
+        # DuckDB accepts ON DELETE/ON UPDATE RESTRICT and NO ACTION, stores
+        # neither (the stored CREATE TABLE and duckdb_constraints() have no
+        # trace of them) and behaves as both do: deleting or updating a
+        # referenced key fails at once (measured on DuckDB 2.0.1; CASCADE,
+        # SET NULL and SET DEFAULT are refused by its parser). So a FOREIGN KEY
+        # reflected with no action is the same as one declared with either:
+        # without this, `alembic check` reported such a FOREIGN KEY as dropped
+        # and added again forever.
+        super().correct_for_autogen_foreignkeys(conn_fks, metadata_fks)
+        declared = {fk_signature(fk): fk for fk in metadata_fks}
+        for conn_fk in conn_fks:
+            wanted = declared.get(fk_signature(conn_fk))
+            if wanted is None:
+                continue
+            for option in ("ondelete", "onupdate"):
+                value = getattr(wanted, option)
+                if getattr(conn_fk, option) is None and _engine_default(value):
+                    setattr(conn_fk, option, value)
 
     def compare_type(self, inspector_column: Any, metadata_column: Any) -> bool:
         # Two spellings of one DuckDB type are no change: sa.Text() compiles to
