@@ -142,6 +142,12 @@ def keep_names(cursor: Any, table: sa.Table, dialect: sa.Dialect | None = None) 
     record(cursor, table.name, definition_names(table, dialect or DuckDBDialect()))
 
 
+def keep_names_on(connection: sa.Connection, table: sa.Table) -> None:
+    """:func:`keep_names` through a SQLAlchemy connection; nothing on other databases."""
+    if connection.dialect.name == "duckdb":
+        keep_names(driver(connection), table, connection.dialect)
+
+
 def record(cursor: Any, table: str, named: Iterable[tuple[ConstraintShape, str]]) -> None:
     """Keep the names of ``table``'s constraints that DuckDB and the convention can't give back."""
     rows = [

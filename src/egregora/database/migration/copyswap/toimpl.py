@@ -20,6 +20,7 @@ from egregora.database.migration.errors import (
     first_line,
     is_interrupt,
 )
+from egregora.database.migration.namerecord import keep_names_on
 from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.runstate import (
     ON_VIOLATION_OPTION,
@@ -40,6 +41,7 @@ def create_copy_swap(operations: Operations, operation: CreateCopySwapOp) -> Non
     if context.as_sql:
         run_offline(operations, operation, on_violation, revision, policy)
         return
+    keep_names_on(operations.get_bind(), operation.table)  # DuckDB forgets them: namerecord.py
     collector = context.opts.get(VIOLATIONS_OPTION)
     report = context.opts.get(REPORT_OPTION)
     try:
