@@ -5,7 +5,9 @@
 DDL text, column types, collations, defaults and generation expressions,
 constraints, index DDL, comments, sequences and their last values, enum
 types, views' definitions and results, macros, and every row's hash. Two
-pictures taken before and after an operation must be equal.
+pictures taken before and after an operation must be equal. The record of
+constraint names is left out: a rebuild rewrites its table's entries
+(tests/migration/test_namerecord.py holds what they say).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 
 import duckdb
 
+from egregora.database.migration.namerecord import RECORD_TABLE
+
 
 def catalog_picture(path: Path, leave_out: Iterable[str] = ()) -> dict[str, Any]:
-    skip = set(leave_out)
+    skip = {*leave_out, RECORD_TABLE}
     con = duckdb.connect(str(path), read_only=True)
     try:
         return _picture(con, skip)

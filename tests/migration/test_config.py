@@ -29,9 +29,13 @@ assert dialect().__module__ == "competing_duckdb_dialect", dialect()
 
 import {module}  # what env.py, or the application, imports
 from egregora.database.migration.config import create_engine
+from egregora.database.migration.reflection import EgregoraDuckDBDialect
 
-assert dialect() is duckdb_sqlalchemy.Dialect, dialect()
-assert type(create_engine("duckdb:///{db}").dialect) is duckdb_sqlalchemy.Dialect
+# duckdb-sqlalchemy's, with names and generated columns given back (reflection.py)
+assert issubclass(EgregoraDuckDBDialect, duckdb_sqlalchemy.Dialect)
+assert dialect() is EgregoraDuckDBDialect, dialect()
+assert type(create_engine("duckdb:///{db}").dialect) is EgregoraDuckDBDialect
+assert type(sa.create_engine("duckdb+duckdb_sqlalchemy:///{db}").dialect) is EgregoraDuckDBDialect
 print("ok")
 """
 

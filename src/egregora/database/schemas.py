@@ -32,10 +32,14 @@ def check_name(constraint: sa.Constraint, table: sa.Table) -> str:
     no name; it is named after that column (``chk_t_score``, then
     ``chk_t_score_2``...), so that PostgreSQL, which keeps names, and the
     revisions agree on it. A nameless table-level CHECK is named after its
-    expression (a stable hash).
+    expression (a stable hash). A name that already is whole
+    (``chk_profiles_title_not_empty`` on profiles) is not prefixed again:
+    ``op.drop_constraint("chk_profiles_title_not_empty", "profiles",
+    type_="check")`` means that constraint, not ``chk_profiles_chk_profiles_...``.
     """
     if constraint.name is not None and str(constraint.name) != "_NONE_NAME":
-        return str(constraint.name)
+        name, whole = str(constraint.name), f"chk_{table.name}_"
+        return name[len(whole) :] if name.startswith(whole) and name != whole else name
     for column in table.columns:
         checks = [c for c in column.constraints if isinstance(c, sa.CheckConstraint)]
         if constraint in checks:

@@ -109,22 +109,51 @@ def snapshot(cursor: Any, names: Iterable[str] | None = None) -> dict[str, Table
             )
     constraints: dict[str, set[ConstraintShape]] = {}
     for row in cursor.execute(_CONSTRAINTS_SQL).fetchall():
-        table, kind, cols, expression, ref_table, ref_cols = row
-        if wanted is not None and table not in wanted:
-            continue
-        constraints.setdefault(table, set()).add(
-            ConstraintShape(
-                kind=kind,
-                columns=tuple(cols or ()),
-                expression=_norm(expression) if kind == "CHECK" else None,
-                referenced_table=ref_table or None,
-                referenced_columns=tuple(ref_cols or ()),
-            )
-        )
+        if wanted is None or row[0] in wanted:
+            constraints.setdefault(row[0], set()).add(_constraint_shape(*row[1:]))
     return {
         table: TableShape(table, tuple(cols), frozenset(constraints.get(table, ())))
         for table, cols in columns.items()
     }
+
+
+def _constraint_shape(
+    kind: str, cols: Any, expression: str | None, ref_table: str | None, ref_cols: Any
+) -> ConstraintShape:
+    """A ``duckdb_constraints()`` row as a :class:`ConstraintShape`."""
+    return ConstraintShape(
+        kind=kind,
+        columns=tuple(cols or ()),
+        expression=_norm(expression) if kind == "CHECK" else None,
+        referenced_table=ref_table or None,
+        referenced_columns=tuple(ref_cols or ()),
+    )
+
+
+_NAMED_CONSTRAINTS_SQL = """
+SELECT table_name, constraint_type, constraint_column_names, expression,
+       referenced_table, referenced_column_names, constraint_name
+FROM duckdb_constraints()
+WHERE schema_name = current_schema() AND constraint_type <> 'NOT NULL'
+ORDER BY table_name, constraint_index
+"""
+
+
+def constraints_with_engine_names(
+    cursor: Any, names: Iterable[str] | None = None
+) -> dict[str, list[tuple[ConstraintShape, str]]]:
+    """Each table's constraints in DuckDB's order, with the name DuckDB made up for each.
+
+    DuckDB names constraints itself (``<table>_<cols>_check``, ``_key``,
+    ``_pkey``, ``<table>_<cols>_<referenced cols>_fkey``), whatever the DDL
+    said; two CHECKs on one column share a name. See :mod:`.names`.
+    """
+    wanted = set(names) if names is not None else None
+    found: dict[str, list[tuple[ConstraintShape, str]]] = {}
+    for table, *row, engine_name in cursor.execute(_NAMED_CONSTRAINTS_SQL).fetchall():
+        if wanted is None or table in wanted:
+            found.setdefault(table, []).append((_constraint_shape(*row), str(engine_name)))
+    return found
 
 
 def canonical_shapes(tables: Iterable[sa.Table]) -> dict[str, TableShape]:
@@ -147,7 +176,16 @@ def canonical_shapes(tables: Iterable[sa.Table]) -> dict[str, TableShape]:
 def canonical_check_expressions(
     table: sa.Table, dialect: sa.Dialect
 ) -> list[tuple[sa.CheckConstraint, str]]:
-    """Each CHECK of ``table`` with the expression DuckDB stores for it.
+    """Each CHECK of ``table`` with the expression DuckDB stores for it."""
+    return [
+        (check, str(shape.expression)) for check, shape in canonical_check_shapes(table, dialect)
+    ]
+
+
+def canonical_check_shapes(
+    table: sa.Table, dialect: sa.Dialect
+) -> list[tuple[sa.CheckConstraint, ConstraintShape]]:
+    """Each CHECK of ``table`` as DuckDB would hold it: its expression and the columns it reads.
 
     The checks are created on a scratch in-memory table with the same
     columns, one by one, so DuckDB itself spells each expression.
@@ -168,12 +206,12 @@ def canonical_check_expressions(
             )
             scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
             row = scratch.execute(
-                "SELECT expression FROM duckdb_constraints() "
+                "SELECT constraint_column_names, expression FROM duckdb_constraints() "
                 "WHERE table_name = ? AND constraint_type = 'CHECK'",
                 [name],
             ).fetchone()
             assert row is not None, "DuckDB keeps the CHECK it was just given"
-            found.append((check, normalize_sql(str(row[0]))))
+            found.append((check, _constraint_shape("CHECK", row[0], row[1], None, None)))
     finally:
         scratch.close()
     return found

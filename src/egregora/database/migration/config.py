@@ -21,12 +21,13 @@ _WHERE = f"-x url=... or {URL_ENVIRONMENT_VARIABLE}"
 #: DuckDB for one instance's file, PostgreSQL for hosted deployments.
 SUPPORTED_BACKENDS = ("duckdb", "postgresql")
 
-#: The dialect that serves ``duckdb://`` URLs: duckdb-sqlalchemy's (module, class).
-DUCKDB_DIALECT = ("duckdb_sqlalchemy", "Dialect")
+#: The dialect that serves ``duckdb://`` URLs (module, class): duckdb-sqlalchemy's,
+#: with constraint names and generated columns given back to reflection.
+DUCKDB_DIALECT = ("egregora.database.migration.reflection", "EgregoraDuckDBDialect")
 
 
 def register_duckdb_dialect() -> None:
-    """Make ``duckdb://`` mean duckdb-sqlalchemy, whatever else is installed.
+    """Make ``duckdb://`` mean duckdb-sqlalchemy (reflection.py), whatever else is installed.
 
     duckdb-engine claims the same ``duckdb`` entry point, and SQLAlchemy takes
     the first one it finds, so with both installed the choice would depend on
@@ -34,7 +35,8 @@ def register_duckdb_dialect() -> None:
     this module is imported, which the migration environment (env.py) and
     :func:`create_engine` both do.
     """
-    registry.register("duckdb", *DUCKDB_DIALECT)
+    for name in ("duckdb", "duckdb.duckdb_sqlalchemy"):  # duckdb:// and duckdb+duckdb_sqlalchemy://
+        registry.register(name, *DUCKDB_DIALECT)
 
 
 register_duckdb_dialect()

@@ -112,6 +112,9 @@ class EgregoraImpl(DefaultImpl):
     ) -> None:
         """Refuse, before any change, what would fail or break after it (nothing by default)."""
 
+    def record_constraint_names(self, target: sa.Table) -> None:
+        """Keep the names of ``target``'s constraints where the database forgets them."""
+
     def before_operation(self, target: sa.Table, revision: str) -> None:
         """Before a rebuild reads the catalog for ``target`` (nothing by default)."""
 

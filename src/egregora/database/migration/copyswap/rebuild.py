@@ -89,6 +89,7 @@ class Ledger:
 
 def apply(impl: EgregoraImpl, change: Change) -> None:
     """Run ``change`` in the migration: held back with the table's others, or now."""
+    impl.record_constraint_names(change.target)
     held = impl.run.held
     if held is not None and held.hold(change):
         return

@@ -33,9 +33,14 @@ from egregora.database.migration.catalog import (
 from egregora.database.migration.copyswap.duckdb import RebuildPlanner
 from egregora.database.migration.copyswap.fusion import declared_indexes
 from egregora.database.migration.copyswap.model import Change, Facts, Stage
-from egregora.database.migration.definitions import referred_columns, referred_table
+from egregora.database.migration.definitions import (
+    fk_signature,
+    referred_columns,
+    referred_table,
+)
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.impl import EgregoraImpl
+from egregora.database.migration.namerecord import keep_names
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.runstate import RunState
 from egregora.database.migration.sqltext import identifiers
@@ -98,6 +103,11 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
         refuse_breaking_readers(driver(self.conn), previous, target)
         refuse_incompatible_references(self.conn, target, dependents)
 
+    def record_constraint_names(self, target: sa.Table) -> None:
+        # DuckDB forgets every constraint name: the ones nothing derives are kept
+        # in egregora_constraint_names (namerecord.py)
+        keep_names(driver(self.conn), target, self.dialect)
+
     def offline_note(self, change: Change) -> str | None:
         if not change.dependents:
             return None
@@ -124,6 +134,24 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
             "revision --autogenerate writes it), which rebuilds the table keeping its "
             "indexes, checking every row first."
         )
+
+    def correct_for_autogen_foreignkeys(self, conn_fks: Any, metadata_fks: Any) -> None:
+        # DuckDB accepts ON DELETE/ON UPDATE RESTRICT and NO ACTION, stores
+        # neither (the stored CREATE TABLE and duckdb_constraints() have no
+        # trace of them) and behaves as both do: deleting or updating a
+        # referenced key fails at once (measured on DuckDB 2.0.1). So a FOREIGN
+        # KEY reflected with no action is the same as one declared with either:
+        # without this, `alembic check` reported it dropped and added forever.
+        super().correct_for_autogen_foreignkeys(conn_fks, metadata_fks)
+        declared = {fk_signature(fk): fk for fk in metadata_fks}
+        for conn_fk in conn_fks:
+            wanted = declared.get(fk_signature(conn_fk))
+            if wanted is None:
+                continue
+            for option in ("ondelete", "onupdate"):
+                value = getattr(wanted, option)
+                if getattr(conn_fk, option) is None and _engine_default(value):
+                    setattr(conn_fk, option, value)
 
     def compare_type(self, inspector_column: Any, metadata_column: Any) -> bool:
         # Two spellings of one DuckDB type are no change: sa.Text() compiles to
@@ -157,6 +185,11 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
+
+
+def _engine_default(action: str | None) -> bool:
+    """RESTRICT or NO ACTION: what a DuckDB FOREIGN KEY does when it says nothing."""
+    return action is not None and action.upper() in ("RESTRICT", "NO ACTION")
 
 
 def kept_indexes(raw: Any, stages: Sequence[Stage]) -> list[str]:
