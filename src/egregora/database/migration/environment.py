@@ -32,10 +32,12 @@ from egregora.database.migration.copyswap.model import QUARANTINE_COLUMNS, QUARA
 from egregora.database.migration.copyswap.pending import PendingRebuilds, holding_rebuilds
 from egregora.database.migration.copyswap.preflight import Violation, violation_report
 from egregora.database.migration.errors import (
+    DRY_RUN_REFUSED,
     INTERRUPTED,
     MEMORY_LIMIT_INFO,
     ConstraintViolations,
     DatabaseUnavailable,
+    DryRunRefused,
     MigrationFailed,
     first_line,
     is_interrupt,
@@ -197,6 +199,8 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
             afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
     except _DryRunDone:
         sys.stdout.write(report.to_text() + "\n")
+        if report.refused:  # as `alembic check`: the rehearsal of a refused run fails
+            raise DryRunRefused(DRY_RUN_REFUSED) from None
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
     except (sa.exc.DBAPIError, RuntimeError) as exc:
