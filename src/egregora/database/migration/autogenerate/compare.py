@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,7 +43,9 @@ from egregora.database.migration.catalog import (
     driver,
     snapshot,
 )
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.fkactions import NO_REVISION, refuse_on_duckdb
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +216,22 @@ def process_revision_directives(
         upgrade, downgrade = rewrite_operations(
             context.connection, metadata, script.upgrade_ops.ops
         )
+        if context.dialect.name == "duckdb":  # its parser refuses them (fkactions.py)
+            refuse_on_duckdb(tables_written(upgrade), NO_REVISION)
         script.upgrade_ops.ops = upgrade
         script.downgrade_ops = ops.DowngradeOps(ops=downgrade)
+
+
+def tables_written(operations: list[ops.MigrateOperation]) -> Iterator[sa.Table]:
+    """The tables the operations create or rebuild, as they will be declared."""
+    for op in operations:
+        if isinstance(op, ops.OpContainer):
+            yield from tables_written(op.ops)
+        elif isinstance(op, ops.CreateTableOp):
+            yield op.to_table()
+        elif isinstance(op, CreateCopySwapOp):
+            yield op.table
+            yield from op.dependents
 
 
 def _autogenerating(context: MigrationContext) -> bool:
