@@ -1,4 +1,4 @@
-"""${message}
+"""${wrap_message(message)}
 
 Revision ID: ${up_revision}
 Revises:${" " if down_revision else ""}${down_revision | comma,n}
@@ -9,10 +9,14 @@ Frozen history: this script never imports the live metadata
 """
 <%!
     import re
+
+    from egregora.database.migration.autogenerate.longlines import fit, wrap_message
 %>\
 <%
+    # long SQL literals and comments broken within the line length (longlines.py)
+    up, down = fit(upgrades), fit(downgrades)
     # import sa and op only when the generated code uses them (no unused import)
-    body = "\n".join(part or "" for part in (upgrades, downgrades))
+    body = "\n".join(part or "" for part in (up, down))
     uses_sa = re.search(r"\bsa\.", body) is not None
     uses_op = re.search(r"\bop\.", body) is not None
 %>
@@ -41,8 +45,8 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+    ${up if up else "pass"}
 
 
 def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
+    ${down if down else "pass"}

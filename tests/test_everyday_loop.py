@@ -768,3 +768,154 @@ def test_a_check_beside_an_enum_column_is_compared_without_a_traceback() -> None
 
     ((_, expression),) = canonical_check_expressions(table, Dialect())
     assert "draft" in expression
+
+
+# -- long SQL in generated revisions (issue 25, item 1) ---------------------------------
+
+#: The real app's own CHECKs on its unified documents table (franklinbaldo/egregora
+#: c0303dfd1, src/egregora/database/schemas.py), 63 to 101 characters.
+APP_CHECKS = {
+    "post_req": "(doc_type != 'post') OR (title IS NOT NULL AND slug IS NOT NULL AND "
+    "status IS NOT NULL)",
+    "post_status": "(doc_type != 'post') OR (status IN ('draft', 'published', 'archived'))",
+    "profile_req": "(doc_type != 'profile') OR (title IS NOT NULL AND subject_uuid IS NOT NULL)",
+    "journal_req": "(doc_type != 'journal') OR (title IS NOT NULL AND window_start IS NOT NULL "
+    "AND window_end IS NOT NULL)",
+    "media_req": "(doc_type != 'media') OR (filename IS NOT NULL)",
+}
+#: a default that is one SQL string literal longer than any line: it can't be split
+LONG_LITERAL = "'" + "a document written before the unified table, " * 2 + "kept as it was'"
+LONG_DEFAULT = "concat('untitled', ' ', 'document', ' ', 'written', ' before titles were required')"
+
+
+def _documents(step: int) -> sa.MetaData:
+    """The app's documents table: 0 as it was, 1 with its CHECKs, 2 with one more change."""
+    from egregora.database import schemas
+
+    meta = sa.MetaData(naming_convention=schemas.NAMING_CONVENTION)
+    tz = sa.TIMESTAMP(timezone=True)
+    sa.Table(
+        "documents",
+        meta,
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("doc_type", sa.String(), nullable=False),
+        sa.Column("title", sa.String()),
+        sa.Column("slug", sa.String(), unique=step >= 2),
+        sa.Column("status", sa.String()),
+        sa.Column("subject_uuid", sa.String()),
+        sa.Column("window_start", tz),
+        sa.Column("window_end", tz),
+        sa.Column("filename", sa.String()),
+        *(
+            [
+                sa.Column(
+                    "label", sa.String(), nullable=False, server_default=sa.text(LONG_DEFAULT)
+                ),
+                sa.Column("origin", sa.String(), server_default=sa.text(LONG_LITERAL)),
+            ]
+            if step >= 1
+            else []
+        ),
+        *(
+            [sa.CheckConstraint(text, name=name) for name, text in APP_CHECKS.items()]
+            if step >= 1
+            else []
+        ),
+    )
+    return meta
+
+
+DOCUMENT_ROWS = (
+    "INSERT INTO documents (id, doc_type, title, slug, status) VALUES "
+    "('p1', 'post', 'Hello', 'hello', 'published'), ('p2', 'post', 'Again', 'again', 'draft')",
+    "INSERT INTO documents (id, doc_type, title, subject_uuid) VALUES "
+    "('u1', 'profile', 'Ana', 'a')",
+    "INSERT INTO documents (id, doc_type, title, window_start, window_end) VALUES "
+    "('j1', 'journal', 'w1', '2026-01-01 00:00:00+00', '2026-01-02 00:00:00+00')",
+    "INSERT INTO documents (id, doc_type, filename) VALUES ('m1', 'media', 'a.png')",
+)
+
+
+def _ruff_clean(path: Path) -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    config = ("--config", str(ROOT / "pyproject.toml"))
+    for args in (("check", *config, str(path)), ("format", "--check", *config, str(path))):
+        done = subprocess.run([str(ruff), *args], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stdout + done.stderr + path.read_text()
+
+
+def _literal_arguments(text: str, call: str, part: str = "table") -> list[str]:
+    """The first argument of each ``sa.<call>(...)`` in the upgrade's create_copy_swap, as
+    Python reads it: in its table (``part="table"``) or in ``previous=``."""
+    import ast
+
+    [upgrade] = [
+        n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"
+    ]
+    [swap] = [
+        n
+        for n in ast.walk(upgrade)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "create_copy_swap"
+    ]
+    where = (
+        swap.args[0] if part == "table" else next(k.value for k in swap.keywords if k.arg == part)
+    )
+    return [
+        node.args[0].value
+        for node in ast.walk(where)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == call
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+
+
+def _stored_checks(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            return {str(c["sqltext"]) for c in inspector.get_check_constraints("documents")}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+def test_the_apps_long_checks_make_lint_clean_revisions(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Edit, autogenerate, ruff, upgrade; then a second revision that rebuilds the table again
+    (its previous= carries the engine's own, longer, spelling of each CHECK)."""
+    url = (
+        f"duckdb:///{tmp_path / 'db.duckdb'}"
+        if engine == "duckdb"
+        else request.getfixturevalue("pg_url")
+    )
+    project = Project.create(tmp_path, url)
+    project.generate(_documents(0), "d0")
+    command.upgrade(project.cfg(_documents(0)), "head")
+    execute(url, *DOCUMENT_ROWS)
+
+    first = project.generate(_documents(1), "d1")
+    _ruff_clean(project.folder / "versions" / "d1_d1.py")
+    assert sorted(_literal_arguments(first, "CheckConstraint")) == sorted(
+        APP_CHECKS.values()
+    )  # each split string is the original, character for character
+    assert set(_literal_arguments(first, "text")) >= {LONG_DEFAULT, LONG_LITERAL}
+    command.upgrade(project.cfg(_documents(1)), "head")
+    assert fails(url, "INSERT INTO documents (id, doc_type) VALUES ('j2', 'journal')")
+
+    second = project.generate(_documents(2), "d2")
+    _ruff_clean(project.folder / "versions" / "d2_d2.py")
+    stored = _stored_checks(url)
+    assert set(_literal_arguments(second, "CheckConstraint", "previous")) == stored, stored
+    assert max(len(s) for s in stored) > 100  # the engine's spelling is longer still
+    command.upgrade(project.cfg(_documents(2)), "head")
+    command.check(project.cfg(_documents(2)))
+    before = contents(url)
+    command.downgrade(project.cfg(_documents(2)), "d0")
+    command.upgrade(project.cfg(_documents(2)), "head")
+    assert contents(url) == before

@@ -190,6 +190,31 @@ def test_quarantine_upgrade_keeps_and_quarantines_the_same_rows(migrated: dict[s
         )
 
 
+def _created_by_key(rows: Counter[tuple[Any, ...]], key: str) -> dict[Any, list[datetime]]:
+    found: dict[Any, list[datetime]] = {}
+    for row in rows.elements():
+        values = dict(row)
+        found.setdefault(values[key], []).append(values["created_at"])
+    return found
+
+
+@pytest.mark.parametrize("table", V3_TABLES)
+def test_each_table_keeps_its_duplicate_on_postgresql(
+    table: str, messy: MessyV3, migrated: dict[str, Any]
+) -> None:
+    """Posts, profiles and media keep the newest row of a repeated id, the others the earliest."""
+    from .test_v4 import NEWEST_KEPT
+
+    key = "task_id" if table == "tasks" else "id"
+    before = _created_by_key(migrated["before"]["pg"][table], key)
+    after = _created_by_key(migrated["head"]["pg"][table], key)
+    pick = max if table in NEWEST_KEPT else min
+    assert messy.duplicate_ids[table]
+    for repeated in messy.duplicate_ids[table]:
+        times = [t for t in before[repeated] if t is not None]
+        assert len(times) > 1 and after[repeated] == [pick(times)], repeated
+
+
 def test_downgrade_to_v3_matches_duckdb(migrated: dict[str, Any]) -> None:
     v3 = migrated["v3"]
     for table in sorted(v3["duckdb"]):

@@ -91,15 +91,41 @@ def test_dry_run_changes_nothing_and_predicts_the_real_run(tmp_path: Path) -> No
 
 
 def test_dry_run_in_fail_mode_lists_what_the_real_run_would_refuse(tmp_path: Path) -> None:
+    """And exits non-zero, as `alembic check` does: a CI step that rehearses a deploy fails."""
     path = tmp_path / "egregora.duckdb"
     _messy_v3(path)
+    before_bytes = file_sha256(path)
+    report_path = tmp_path / "report.json"
+    dry = run_cli(
+        *("-x", f"url=duckdb:///{path}", "-x", "dry_run=true", "-x", f"report={report_path}"),
+        *("upgrade", "head"),
+        cwd=tmp_path,
+    )
+    assert dry.returncode != 0, dry.stdout
+    # the report, in full, then one paragraph saying why the command failed
+    assert "Dry run (rolled back, nothing was changed), on_violation=fail:" in dry.stdout
+    assert "  total: " in dry.stdout and "the real run would be refused" in dry.stdout
+    assert "chk_journals_window_order" in dry.stdout and "[revision v4a upgrade]" in dry.stdout
+    output = dry.stdout + dry.stderr
+    assert "FAILED: The dry run found rows" in output and "Traceback" not in output
+    assert json.loads(report_path.read_text())["refused"]  # the JSON copy is written too
+    assert file_sha256(path) == before_bytes
+
+
+def test_a_clean_dry_run_exits_zero(tmp_path: Path) -> None:
+    """Fail mode, no violating row: the real run would complete, and so does the command."""
+    path = tmp_path / "egregora.duckdb"
+    con = duckdb.connect(str(path))
+    legacy.create(con)
+    con.execute("INSERT INTO profiles (id, title, created_at) VALUES ('a', 'Ana', now())")
+    con.close()
     before_bytes = file_sha256(path)
     dry = run_cli(
         "-x", f"url=duckdb:///{path}", "-x", "dry_run=true", "upgrade", "head", cwd=tmp_path
     )
-    assert dry.returncode == 0, dry.stderr
-    assert "the real run would be refused" in dry.stdout
-    assert "chk_journals_window_order" in dry.stdout and "[revision v4a upgrade]" in dry.stdout
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "Dry run (rolled back, nothing was changed)" in dry.stdout
+    assert "would be refused" not in dry.stdout and "FAILED" not in dry.stdout + dry.stderr
     assert file_sha256(path) == before_bytes
 
 

@@ -2,7 +2,8 @@
 
 1. ``upgrade v4g`` refuses with one report of every planted violation and changes nothing.
 2. ``upgrade v4g -x on_violation=quarantine`` loses no row and no (post, author) pair, and
-   puts exactly the planted rows in quarantine, keeping the earliest of repeated keys.
+   puts exactly the planted rows in quarantine; of repeated keys it keeps the newest row in
+   the tables the app rewrites (posts, profiles, media) and the earliest in the others.
 3. At head, ``alembic check`` is clean; at V4, every new constraint rejects a violating write.
 4. ``downgrade v3`` brings back the V3 layout, the authors lists and every kept row.
 
@@ -27,6 +28,7 @@ from alembic.util import CommandError
 
 from alembic import command
 from egregora.database.migration.errors import ConstraintViolations
+from egregora.database.migration.report import sample_text
 
 from . import legacy
 from .conftest import HEAD, alembic_cfg, database_digest, run_cli
@@ -158,9 +160,15 @@ def downgraded(upgraded: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
-def earliest(rows: Sequence[tuple[str | None, datetime | None]], key: str) -> datetime:
-    """The earliest created_at of the rows whose key is ``key``."""
-    return min(c for k, c in rows if k == key and c is not None)
+#: The tables whose repeated keys keep the newest row: the app rewrites their rows by
+#: inserting a new version (README, "Which duplicate is kept"). The others keep the earliest.
+NEWEST_KEPT = {"posts", "profiles", "media"}
+
+
+def kept_at(rows: Sequence[tuple[str | None, datetime | None]], key: str, table: str) -> datetime:
+    """The created_at of the row of ``table`` that the rule keeps among those keyed ``key``."""
+    times = [c for k, c in rows if k == key and c is not None]
+    return max(times) if table in NEWEST_KEPT else min(times)
 
 
 def quarantined_post_rows(messy: MessyV3, original: Original) -> list[tuple[Any, ...]]:
@@ -172,7 +180,7 @@ def quarantined_post_rows(messy: MessyV3, original: Original) -> list[tuple[Any,
         for row in original.posts
         if row[0] is None
         or row[0] in rejected
-        or (row[0] in dups and row[1] != earliest(original.created["posts"], row[0]))
+        or (row[0] in dups and row[1] != kept_at(original.created["posts"], row[0], "posts"))
     ]
 
 
@@ -262,7 +270,7 @@ def test_fail_mode_refuses_with_one_report_and_changes_nothing(
     }
     for rule, ids in samples.items():
         [line] = [line for line in lines if line.startswith(f"  - {rule} ")]
-        first = ", ".join(repr(i) for i in sorted(ids)[:5])
+        first = ", ".join(sample_text((i,)) for i in sorted(ids)[:5])  # in SQL's spelling
         assert f"(for example {first}, ...)" in line
     assert database_digest(db_path) == before
     assert "alembic_version" not in tables(db_path)
@@ -385,8 +393,8 @@ def test_exactly_the_planted_rows_are_quarantined(
     expected.update({k: n - 1 for k, n in messy.duplicate_ids[table].items()})
     if table == "media":
         for ids in messy.repeated_phash.values():
-            first = min(ids, key=lambda i: earliest(original.created["media"], i))
-            expected.update(i for i in ids if i != first)
+            kept = _kept_of_hash(original, ids)
+            expected.update(i for i in ids if i != kept)
     assert Counter(k for k, _, _ in moved) == expected
     reasons = {k: (reason, rev) for k, reason, rev in moved}
 
@@ -423,10 +431,10 @@ def test_exactly_the_planted_rows_are_quarantined(
             later = [i for i in ids if reasons.get(i)]
             assert len(later) == len(ids) - 1
             assert_reason(later, "UNIQUE uq_media_phash", "v4d")
-            [(_, kept_at)] = query(
+            [(kept_id, _)] = query(
                 upgraded, "SELECT id, created_at FROM media WHERE phash = ?", [phash]
             )
-            assert kept_at == min(earliest(original.created["media"], i) for i in ids)
+            assert kept_id == _kept_of_hash(original, ids)
         kept = {r[0] for r in query(upgraded, "SELECT phash FROM media")}
         assert set(messy.lookalike_phashes) <= kept  # differ by case only: both kept
     if table == "annotations":
@@ -437,17 +445,25 @@ def test_exactly_the_planted_rows_are_quarantined(
         )
 
 
+def _kept_of_hash(original: Original, ids: Sequence[str]) -> str:
+    """Of media sharing a phash (each id deduplicated first, by v4c), the one v4d keeps."""
+    pick = max if "media" in NEWEST_KEPT else min
+    return pick(ids, key=lambda i: kept_at(original.created["media"], i, "media"))
+
+
 @pytest.mark.parametrize("table", V3_TABLES)
-def test_duplicate_keys_keep_the_earliest_created_at(
+def test_duplicate_keys_keep_the_row_their_table_keeps(
     table: str, messy: MessyV3, original: Original, upgraded: Path
 ) -> None:
+    newest = table in NEWEST_KEPT
+    assert messy.duplicate_ids[table]  # every table has repeated keys to choose among
     for key, copies in messy.duplicate_ids[table].items():
         kept = query(
             upgraded,
             f"SELECT created_at FROM {table} WHERE CAST({KEY[table]} AS VARCHAR) = ?",
             [key],
         )
-        assert kept == [(earliest(original.created[table], key),)]
+        assert kept == [(kept_at(original.created[table], key, table),)]
         moved = query(
             upgraded,
             f"SELECT created_at, _quarantine_reason, _quarantine_revision FROM {table}_quarantine "
@@ -455,10 +471,10 @@ def test_duplicate_keys_keep_the_earliest_created_at(
             [key],
         )
         assert len(moved) == copies - 1
-        assert all(at > kept[0][0] for at, _, _ in moved)
+        assert all((at < kept[0][0]) if newest else (at > kept[0][0]) for at, _, _ in moved)
+        which = "a newer" if newest else "an earlier"
         assert all(
-            reason == f"PRIMARY KEY pk_{table}: duplicate of an earlier row"
-            and rev == "v4c upgrade"
+            reason == f"PRIMARY KEY pk_{table}: duplicate of {which} row" and rev == "v4c upgrade"
             for _, reason, rev in moved
         )
 

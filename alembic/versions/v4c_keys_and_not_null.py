@@ -5,7 +5,9 @@ table's id (tasks: task_id) becomes its PRIMARY KEY. Autogenerate found the
 NOT NULLs and the PRIMARY KEYs (through egregora's comparator); DuckDB can
 ALTER some of them in place, but this revision rebuilds every table with
 create_copy_swap so that rows with a NULL or repeated id are reported (or
-quarantined, keeping the earliest created_at) instead of failing the ALTER.
+quarantined, keeping the row the environment's policy keeps: the newest
+created_at in posts, profiles and media, the earliest elsewhere) instead of
+failing the ALTER.
 
 Revision ID: v4c
 Revises: v4b

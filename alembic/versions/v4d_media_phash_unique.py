@@ -3,8 +3,9 @@
 Roadmap row "Media" (Low). Autogenerate emits a plain create_unique_constraint
 here (DuckDB can ALTER TABLE ADD UNIQUE); reviewed by hand into a
 create_copy_swap, because the plain ALTER fails on the repeated hashes real
-databases hold, while the rebuild reports them (or quarantines all but the
-earliest of each hash). Dropping a UNIQUE needs the rebuild anyway.
+databases hold, while the rebuild reports them (or quarantines all but one
+of each hash: the newest, media's rule in the environment's policy).
+Dropping a UNIQUE needs the rebuild anyway.
 
 Revision ID: v4d
 Revises: v4c

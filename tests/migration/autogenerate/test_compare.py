@@ -55,7 +55,11 @@ def base(meta: sa.MetaData, **change: object) -> None:
         sa.Column(
             "other_parent",
             sa.String(),
-            *([sa.ForeignKey("parents.id")] if change.get("add_fk") else []),
+            *(
+                [sa.ForeignKey("parents.id", **change.get("fk_options", {}))]  # type: ignore[arg-type]
+                if change.get("add_fk")
+                else []
+            ),
         ),
         *([sa.Column("label", sa.String())] if not change.get("drop_label") else []),
         sa.Column("n", n_type),  # type: ignore[arg-type]

@@ -518,8 +518,14 @@ def test_extreme_values_survive_a_round_trip(db_path: Path) -> None:
         (None, "first seen"),  # Egregora's: the earliest created_at
         (RowPolicy(keep_first_by=("score",)), "best score"),
         (RowPolicy(), "stored first"),  # no preference: the order rows were stored in
+        # the newest: a table whose rows are rewritten as new versions
+        (
+            RowPolicy(keep_first_by=("created_at",), keep_last_in=frozenset({"votes"})),
+            "stored first",
+        ),
+        (RowPolicy(keep_first_by=("created_at",), keep_last_in=frozenset({"other"})), "first seen"),
     ],
-    ids=["egregora", "by-score", "storage-order"],
+    ids=["egregora", "by-score", "storage-order", "newest", "newest-elsewhere"],
 )
 def test_the_duplicate_kept_is_the_callers_choice(
     tmp_path: Path, policy: RowPolicy | None, kept: str
@@ -576,3 +582,51 @@ def test_a_value_that_does_not_convert_is_one_violation_not_two(db_path: Path) -
     message = str(err.value)
     assert "conversion score" in message and "NOT NULL" not in message
     assert "violate 1 constraint " in message
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+@pytest.mark.parametrize("key", ["primary key", "unique"])
+def test_keeping_the_newest_passes_over_null_times_and_takes_the_last_stored_of_a_tie(
+    engine: str, key: str, request: pytest.FixtureRequest
+) -> None:
+    """The order of keep_first_by, reversed (NULLs still last), then the last stored."""
+    path = request.getfixturevalue("db_path" if engine == "duckdb" else "pg_url")
+    url = path if isinstance(path, str) else f"duckdb:///{path}"
+    engine_ = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine_.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TABLE notes (id VARCHAR, body VARCHAR, created_at TIMESTAMP WITH TIME ZONE)"
+            )
+            for row in (
+                "('n', 'old', '2026-01-01 00:00:00+00')",
+                "('n', 'undated', NULL)",
+                "('n', 'tie, stored first', '2026-02-01 00:00:00+00')",
+                "('n', 'tie, stored last', '2026-02-01 00:00:00+00')",
+                "('m', 'alone', NULL)",
+            ):  # one statement each: PostgreSQL stores them in this order
+                connection.exec_driver_sql(f"INSERT INTO notes VALUES {row}")
+    finally:
+        engine_.dispose()
+    target = sa.Table(
+        "notes",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=key == "primary key", unique=key == "unique"),
+        sa.Column("body", sa.String()),
+        sa.Column("created_at", TZ),
+    )
+    policy = RowPolicy(keep_first_by=("created_at",), keep_last_in=frozenset({"notes"}))
+    apply(
+        path, target, on_violation="quarantine", context_opts={RUN_OPTION: RunState(policy=policy)}
+    )
+    engine_ = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine_.connect() as connection:
+            kept = connection.exec_driver_sql("SELECT id, body FROM notes ORDER BY id").all()
+            reasons = connection.exec_driver_sql(
+                "SELECT DISTINCT _quarantine_reason FROM notes_quarantine"
+            ).all()
+    finally:
+        engine_.dispose()
+    assert [tuple(r) for r in kept] == [("m", "alone"), ("n", "tie, stored last")]
+    assert len(reasons) == 1 and reasons[0][0].endswith(": duplicate of a newer row")

@@ -28,9 +28,11 @@ from egregora.database.migration.copyswap.model import QUARANTINE_COLUMNS, QUARA
 from egregora.database.migration.copyswap.preflight import violation_report
 from egregora.database.migration.dialects import impl_class, ours
 from egregora.database.migration.errors import (
+    DRY_RUN_REFUSED,
     INTERRUPTED,
     ConstraintViolations,
     DatabaseUnavailable,
+    DryRunRefused,
     MigrationFailed,
     first_line,
     is_interrupt,
@@ -183,6 +185,8 @@ def _migrate(
             engine.finish_after_commit(connection, options)
     except _DryRunDone:
         sys.stdout.write(revisions.report.to_text() + "\n")
+        if revisions.report.refused:  # as `alembic check`: the rehearsal of a refused run fails
+            raise DryRunRefused(DRY_RUN_REFUSED) from None
     except KeyboardInterrupt:
         raise MigrationFailed(INTERRUPTED) from None
     except (sa.exc.DBAPIError, RuntimeError) as exc:

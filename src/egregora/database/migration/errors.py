@@ -48,6 +48,10 @@ class ConstraintViolations(SchemaError):
     """Existing rows violate constraints a migration would add."""
 
 
+class DryRunRefused(ConstraintViolations):
+    """A dry run in fail mode found rows the real run would refuse (exit non-zero)."""
+
+
 class MigrationFailed(SchemaError):
     """The database rejected a statement; the transaction was rolled back."""
 
@@ -55,6 +59,14 @@ class MigrationFailed(SchemaError):
 INTERRUPTED = (
     "Interrupted: the migration was rolled back and the database is as it was before. "
     "Run the command again to migrate."
+)
+
+
+DRY_RUN_REFUSED = (
+    "The dry run found rows that violate the new constraints (listed above, under "
+    "'the real run would be refused'), so `alembic upgrade` would refuse to run. The dry "
+    "run was rolled back and nothing was changed. Fix those rows, or rehearse with "
+    "-x on_violation=quarantine to see them moved aside."
 )
 
 

@@ -112,6 +112,9 @@ class EgregoraImpl(DefaultImpl):
     ) -> None:
         """Refuse, before any change, what would fail or break after it (nothing by default)."""
 
+    def refuse_foreign_key_options(self, tables: Iterable[sa.Table], outcome: str) -> None:
+        """Refuse FOREIGN KEY options the database can't parse (it parses all by default)."""
+
     def record_constraint_names(self, target: sa.Table) -> None:
         """Keep the names of ``target``'s constraints where the database forgets them."""
 

@@ -8,8 +8,11 @@ printed, and written as JSON with ``-x report=PATH``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -188,5 +191,33 @@ def rows_kept(rows: int, in_place: bool) -> str:
 
 
 def sample_text(values: Sequence[Any]) -> str:
-    """A violating row's key as reports show it: ``7``, or ``(7, 'a')`` for several columns."""
-    return repr(values[0]) if len(values) == 1 else repr(tuple(values))
+    """A violating row's key as reports show it, in SQL's spelling.
+
+    ``7``, ``NULL``, ``'8bbd...'`` (a UUID), ``DATE '2024-01-02'``, or
+    ``(DATE '2024-01-02', 7)`` for several columns: what a user pastes into a
+    ``WHERE`` clause, on DuckDB or PostgreSQL.
+    """
+    spelled = [sql_literal(v) for v in values]
+    return spelled[0] if len(spelled) == 1 else f"({', '.join(spelled)})"
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as an SQL literal that DuckDB and PostgreSQL both read back as it is."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | Decimal):
+        return str(value) if math.isfinite(value) else f"'{value}'"
+    if isinstance(value, datetime):
+        kind = "TIMESTAMP" if value.tzinfo is None else "TIMESTAMPTZ"
+        return f"{kind} {_quoted(value.isoformat(sep=' '))}"
+    if isinstance(value, date):
+        return f"DATE {_quoted(value.isoformat())}"
+    if isinstance(value, time):
+        return f"TIME {_quoted(value.isoformat())}"
+    return _quoted(str(value))  # text, UUID, and whatever else reads back from text
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

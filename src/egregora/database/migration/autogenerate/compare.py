@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,8 +43,10 @@ from egregora.database.migration.catalog import (
     driver,
     snapshot,
 )
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.definitions import all_checks
 from egregora.database.migration.dialects import ours
+from egregora.database.migration.fkactions import NO_REVISION
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +219,23 @@ def process_revision_directives(
             directives.remove(script)
             print("No changes in schema detected: no revision written.")  # noqa: T201
             continue
-        upgrade, downgrade = rewrite_operations(
-            ours(context.impl), metadata, script.upgrade_ops.ops
-        )
+        impl = ours(context.impl)
+        upgrade, downgrade = rewrite_operations(impl, metadata, script.upgrade_ops.ops)
+        impl.refuse_foreign_key_options(tables_written(upgrade), NO_REVISION)
         script.upgrade_ops.ops = upgrade
         script.downgrade_ops = ops.DowngradeOps(ops=downgrade)
+
+
+def tables_written(operations: list[ops.MigrateOperation]) -> Iterator[sa.Table]:
+    """The tables the operations create or rebuild, as they will be declared."""
+    for op in operations:
+        if isinstance(op, ops.OpContainer):
+            yield from tables_written(op.ops)
+        elif isinstance(op, ops.CreateTableOp):
+            yield op.to_table()
+        elif isinstance(op, CreateCopySwapOp):
+            yield op.table
+            yield from op.dependents
 
 
 def _autogenerating(context: MigrationContext) -> bool:

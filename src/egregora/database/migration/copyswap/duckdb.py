@@ -40,6 +40,7 @@ from egregora.database.migration.definitions import (
     sorted_fks,
 )
 from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
 from egregora.database.migration.sequences import implicit_sequence, implicit_sequence_name
 
 __all__ = ["RebuildPlanner"]
@@ -91,7 +92,9 @@ class RebuildPlanner(StepPlanner):
     def check_limits(
         cls, previous: sa.Table, target: sa.Table, dependents: Sequence[sa.Table]
     ) -> None:
-        """What a rebuild can't do: a column named rowid, a self-referencing FOREIGN KEY."""
+        """What a rebuild can't do: a column named rowid, a self-referencing FOREIGN KEY,
+        a FOREIGN KEY option DuckDB can't parse (fkactions.py)."""
+        refuse_on_duckdb((target, *dependents), NOTHING_CHANGED)
         for table in (previous, target, *dependents):
             for column in table.columns:
                 if column.name.lower() == "rowid":

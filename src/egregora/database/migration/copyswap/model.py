@@ -73,10 +73,19 @@ class RowPolicy:
     - ``keep_first_by``: among rows that duplicate a new UNIQUE key, the
       one kept is the first by these columns (those the table has, NULLs
       last), then by the primary key, then in the order rows were stored.
+    - ``keep_last_in``: the tables where the last row in that order is kept
+      instead: the latest by ``keep_first_by`` (NULLs still last), then the
+      highest primary key, then the last stored. For tables whose rows are
+      rewritten by writing a new version of them.
     """
 
     sample_columns: tuple[str, ...] = ("id", "{table}_id")
     keep_first_by: tuple[str, ...] = ()
+    keep_last_in: frozenset[str] = frozenset()
+
+    def keeps_last(self, table: str) -> bool:
+        """Whether the duplicate ``table`` keeps is the last in ``keep_first_by`` order."""
+        return table in self.keep_last_in
 
 
 @dataclass(frozen=True)

@@ -341,10 +341,11 @@ class RulePlanner(SqlWriter):
         not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
         ranked = (
             f"(SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY "
-            f"{self.keep_order(table, columns)}{self.q(ROW_ID)}) AS __ccs_rank "
+            f"{self.keep_order(table, columns)}) AS __ccs_rank "
             f"FROM {{rel}} AS r WHERE {not_null})"
         )
-        reason = self.literal(f"{kind} {name}: duplicate of an earlier row")
+        kept = "a newer" if self.policy.keeps_last(table) else "an earlier"
+        reason = self.literal(f"{kind} {name}: duplicate of {kept} row")
         groups = (
             f"SELECT count(*) - 1 AS extra FROM {relation} AS s WHERE {not_null} "
             f"GROUP BY {cols} HAVING count(*) > 1"
@@ -370,14 +371,14 @@ class RulePlanner(SqlWriter):
         )
 
     def keep_order(self, table: str, columns: Sequence[str]) -> str:
-        """ORDER BY terms choosing the duplicate kept: the policy's columns, then the key.
-
-        Then the order the rows were stored in (the row id the caller appends).
-        """
+        """ORDER BY terms choosing the duplicate kept (the first): the policy's columns,
+        then the key, then the order the rows were stored in (the row id); all descending
+        for a table the policy keeps the last row of (NULLs last either way)."""
         definition = self.definition(table)
         keys = [c for c in self.policy.keep_first_by if c in definition.columns]
         keys += [c.name for c in definition.primary_key.columns if c.name not in columns]
-        return "".join(f"{self.q(k)} ASC NULLS LAST, " for k in keys)
+        way = "DESC" if self.policy.keeps_last(table) else "ASC"
+        return "".join(f"{self.q(k)} {way} NULLS LAST, " for k in keys) + f"{self.q(ROW_ID)} {way}"
 
     def fk_rule(
         self,

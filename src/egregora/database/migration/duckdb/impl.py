@@ -14,7 +14,7 @@ columns of different types).
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from egregora.database.migration.definitions import (
     referred_table,
 )
 from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.namerecord import keep_names
 from egregora.database.migration.options import RunOptions
@@ -102,6 +103,16 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
     ) -> None:
         refuse_breaking_readers(driver(self.conn), previous, target)
         refuse_incompatible_references(self.conn, target, dependents)
+
+    def refuse_foreign_key_options(self, tables: Iterable[sa.Table], outcome: str) -> None:
+        # its parser refuses CASCADE, SET NULL, SET DEFAULT, DEFERRABLE... (fkactions.py)
+        refuse_on_duckdb(tables, outcome)
+
+    def create_table(self, table: Any, **kw: Any) -> None:
+        # refused in one paragraph before the statement, online and as --sql,
+        # instead of DuckDB's Parser Error (fkactions.py)
+        refuse_on_duckdb([table], NOTHING_CHANGED)
+        super().create_table(table, **kw)
 
     def record_constraint_names(self, target: sa.Table) -> None:
         # DuckDB forgets every constraint name: the ones nothing derives are kept
