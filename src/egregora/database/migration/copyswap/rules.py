@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import sqlalchemy as sa
 
+from egregora.database.foreign_keys import enforced_by
 from egregora.database.migration.copyswap.model import (
     REJECTED,
     ROW_ID,
@@ -265,7 +266,9 @@ class RulePlanner(SqlWriter):
         old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
         rules = []
         for fk in sorted_fks(self.target):
-            if untouched and fk_signature(fk) in old_fks:
+            # a key the database does not enforce (foreign_keys.py) may have orphans:
+            # a rebuild judges it like a new one
+            if untouched and fk_signature(fk) in old_fks and enforced_by(fk, self.dialect.name):
                 continue
             parent = self.parent_rows(referred_table(fk))
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))

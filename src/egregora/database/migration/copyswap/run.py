@@ -42,7 +42,7 @@ from egregora.database.migration.copyswap.preflight import (
     violation_report,
 )
 from egregora.database.migration.copyswap.writer import literal
-from egregora.database.migration.definitions import referred_table
+from egregora.database.migration.definitions import checks_changed_in_text, referred_table
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import (
     INTERRUPTED,
@@ -109,6 +109,7 @@ def run_offline(
         on_violation=on_violation,
         revision=revision,
         policy=policy,
+        changed_checks=checks_changed_in_text(operation.previous, operation.table),
     )
     note = engine_for(dialect.name).offline_note(operation)
     if note is not None:
