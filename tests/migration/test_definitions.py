@@ -52,7 +52,7 @@ def test_a_foreign_key_outside_its_metadata_still_names_its_target() -> None:
     lone = sa.Table("lone", sa.MetaData(), sa.Column("p", sa.Integer, sa.ForeignKey("far.pid")))
     (fk,) = lone.foreign_key_constraints
     assert (referred_table(fk), referred_columns(fk)) == ("far", ["pid"])
-    assert fk_signature(fk) == (("p",), "far", ("pid",))
+    assert fk_signature(fk) == (("p",), "far", ("pid",), False)
     assert fk_name("lone", fk) == "fk_lone_p_far"
 
 

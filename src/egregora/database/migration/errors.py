@@ -30,6 +30,10 @@ class ConstraintViolations(SchemaError):
     """Existing rows violate constraints a migration would add."""
 
 
+class ReferenceViolations(SchemaError):
+    """Rows break a FOREIGN KEY that the database does not enforce itself (integrity.py)."""
+
+
 class MigrationFailed(SchemaError):
     """The database rejected a statement; the transaction was rolled back."""
 

@@ -35,6 +35,7 @@ from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.sql.elements import conv
 
+from egregora.database.integrity import foreign_key_violations
 from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 from egregora.database.migration.catalog import (
     canonical_check_expressions,
@@ -43,6 +44,7 @@ from egregora.database.migration.catalog import (
     snapshot,
 )
 from egregora.database.migration.definitions import all_checks
+from egregora.database.migration.errors import ReferenceViolations
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,8 @@ def process_revision_directives(
     if context.connection is None:
         return
     metadata = context.opts["target_metadata"]
+    if not _autogenerating(context):
+        check_references(context.connection, metadata)
     for script in list(directives):
         if script.upgrade_ops is None:
             continue
@@ -215,6 +219,26 @@ def process_revision_directives(
         )
         script.upgrade_ops.ops = upgrade
         script.downgrade_ops = ops.DowngradeOps(ops=downgrade)
+
+
+def check_references(connection: sa.Connection, metadata: sa.MetaData) -> None:
+    """``alembic check``: refuse rows that break a FOREIGN KEY the database does not enforce.
+
+    On DuckDB a deferrable key is not in the DDL (egregora.database.foreign_keys);
+    this is its check, as Django's ``foreign_key_check`` is SQLite's.
+    """
+    found = foreign_key_violations(connection, metadata)
+    if not found:
+        return
+    raise ReferenceViolations(
+        "Rows reference rows that do not exist, through FOREIGN KEYs that "
+        "the database does not enforce itself (deferrable keys, on DuckDB: the "
+        "application replaces the rows they reference, see docs/app-on-head.md): "
+        + "; ".join(o.describe() for o in found)
+        + ". Nothing was changed. Insert the missing rows, or correct or delete the "
+        "referencing ones, then run alembic check again; the next rebuild of such a table "
+        "reports them too, or quarantines them with -x on_violation=quarantine."
+    )
 
 
 def _autogenerating(context: MigrationContext) -> bool:
