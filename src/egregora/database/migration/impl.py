@@ -17,7 +17,7 @@ from sqlalchemy.schema import CreateIndex
 
 from egregora.database.foreign_keys import enforced_by
 from egregora.database.migration.afterwards import AFTER_COMMIT, concurrently, defer, take
-from egregora.database.migration.catalog import driver, scratch_type_name
+from egregora.database.migration.catalog import driver, readers_of, scratch_type_name
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
@@ -113,6 +113,27 @@ class EgregoraPostgresqlImpl(CountsWhatItDestroys, PostgresqlImpl):
 
 class EgregoraDuckDBImpl(CountsWhatItDestroys, DuckDBImpl):
     __dialect__ = "duckdb"
+
+    def drop_column(
+        self, table_name: str, column: Any, schema: str | None = None, **kw: Any
+    ) -> None:
+        # DuckDB binds views and macros when they are used: dropping a column one
+        # reads leaves it broken, far from the migration (measured: a user's view
+        # over posts.authors failed after v4e, whose dry run said nothing). Refused
+        # before the drop, as create_copy_swap refuses a rebuild that drops one.
+        if not self.as_sql and isinstance(self.connection, sa.Connection):
+            found = readers_of(driver(self.connection), table_name, [column.name])
+            if found:
+                named = " and ".join(f"the {kind} {name}" for kind, name, _ in found)
+                raise InvalidOperation(
+                    f"{current_revision()} drops {table_name}.{column.name}, which "
+                    f"{named} read{'s' if len(found) == 1 else ''}: DuckDB would let "
+                    f"{'it' if len(found) == 1 else 'them'} break silently, on next use. "
+                    "Nothing was changed. Drop them before the upgrade (DROP VIEW, DROP "
+                    "MACRO) and create them again afterwards over the new tables, or have "
+                    "the revision re-create them (op.execute)."
+                )
+        super().drop_column(table_name, column, schema=schema, **kw)
 
     def _recreate(self, table_name: str, schema: str | None) -> Any:
         # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
