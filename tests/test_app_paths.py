@@ -161,7 +161,7 @@ def test_tasks_of_every_type_are_enqueued_updated_and_fetched(app: AppLike) -> N
     ]
 
 
-def test_repository_saves_and_reads_every_document_type(app: AppLike) -> None:
+def test_repository_saves_and_reads_every_document_type(app: AppLike, upgraded_file: Path) -> None:
     now = datetime.now(UTC)
     has_view = bool(
         one(app, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'documents_view'")[0]
@@ -188,6 +188,8 @@ def test_repository_saves_and_reads_every_document_type(app: AppLike) -> None:
         assert len(rows) == before + 5 == sum(count(app, t) for t in DOCUMENT_TABLES)
         assert {r["type"] for r in app.documents_by_ibis()} >= {"post", "profile", "media"}
     assert foreign_key_violations(app.raw) == []
+    app.close()  # the app's writes leave the database as the metadata describes it
+    command.check(alembic_cfg(f"duckdb:///{upgraded_file}"))
 
 
 @dataclass(frozen=True)

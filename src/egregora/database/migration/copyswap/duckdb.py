@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from egregora.database.foreign_keys import enforced_fks
+from egregora.database.foreign_keys import enforced_by, enforced_fks
 from egregora.database.migration.catalog import StoredTable
 from egregora.database.migration.copyswap.model import (
     NEW_SUFFIX,
@@ -356,7 +356,7 @@ class RebuildPlanner(StepPlanner):
                 [f"{referred_table(fk)}.{r}" for r in referred_columns(fk)],
             )
             for fk in sorted_fks(table)
-            if fk in enforced_fks(table, self.dialect.name)  # the others: integrity.py
+            if enforced_by(fk, self.dialect.name)  # the others: checked (integrity.py)
         ]
         return constraints  # keys: see create_sql
 
