@@ -77,8 +77,8 @@ def unenforced_keys(
 
 def foreign_key_violations(bind: Any, metadata: sa.MetaData | None = None) -> list[Orphans]:
     """Every FOREIGN KEY of ``metadata`` (the schema's by default) that the database does
-    not enforce and that some rows break, in table order. Tables the database lacks are
-    skipped.
+    not enforce and that some rows break, in table order. Keys whose tables or columns
+    the database lacks (it is at another revision) are skipped.
 
     ``bind``: a SQLAlchemy ``Connection`` or ``Engine`` (DuckDB or PostgreSQL), or a
     ``duckdb`` connection (what ibis's DuckDB backend holds as ``.con``). It only reads.
@@ -87,21 +87,27 @@ def foreign_key_violations(bind: Any, metadata: sa.MetaData | None = None) -> li
         keys = unenforced_keys(metadata or schemas.metadata, dialect.name)
         if not keys:
             return []
-        present = {str(r[0]) for r in rows(_TABLES)}
+        present: dict[str, set[str]] = {}
+        for table_name, column_name in rows(_COLUMNS):
+            present.setdefault(str(table_name), set()).add(str(column_name))
         found = []
         for table, fk in keys:
             parent = fk.elements[0].column.table.name
-            if table.name in present and parent in present:
+            if {c.name for c in fk.columns} <= present.get(table.name, set()) and {
+                e.column.name for e in fk.elements
+            } <= present.get(parent, set()):
                 orphans = _orphans(table, fk, dialect, rows)
                 if orphans is not None:
                     found.append(orphans)
         return found
 
 
-#: The tables of the current schema, the same text on DuckDB and PostgreSQL.
-_TABLES = (
-    "SELECT table_name FROM information_schema.tables "
-    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+#: The columns of the current schema's tables, the same text on DuckDB and PostgreSQL.
+_COLUMNS = (
+    "SELECT c.table_name, c.column_name FROM information_schema.columns AS c "
+    "JOIN information_schema.tables AS t ON t.table_schema = c.table_schema "
+    "AND t.table_name = c.table_name "
+    "WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'"
 )
 
 

@@ -205,7 +205,9 @@ def process_revision_directives(
     if context.connection is None:
         return
     metadata = context.opts["target_metadata"]
-    if not _autogenerating(context):
+    if not _autogenerating(context) and all(
+        s.upgrade_ops is None or s.upgrade_ops.is_empty() for s in directives
+    ):  # alembic check, on a database that matches the metadata: then its rows
         check_references(context.connection, metadata)
     for script in list(directives):
         if script.upgrade_ops is None:
