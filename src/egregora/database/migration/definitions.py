@@ -113,11 +113,15 @@ def referred_columns(fk: sa.ForeignKeyConstraint) -> list[str]:
     return names
 
 
+def fk_reference(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
+    """Which rows a FOREIGN KEY ties: its columns, the table and columns referenced."""
+    return (tuple(c.name for c in fk.columns), referred_table(fk), tuple(referred_columns(fk)))
+
+
 def fk_signature(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
-    """What a FOREIGN KEY is, whatever its name: columns, table and columns referenced,
-    and whether it is deferrable (then DuckDB leaves it out: a rebuild changes it)."""
-    columns = tuple(c.name for c in fk.columns)
-    return (columns, referred_table(fk), tuple(referred_columns(fk)), deferrable(fk))
+    """What a FOREIGN KEY is, whatever its name: what it ties, and whether it is
+    deferrable (then DuckDB leaves it out of the table: changing that is a change)."""
+    return (*fk_reference(fk), deferrable(fk))
 
 
 def fk_name(table: str, fk: sa.ForeignKeyConstraint) -> str:

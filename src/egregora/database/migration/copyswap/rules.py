@@ -31,7 +31,7 @@ from egregora.database.migration.copyswap.writer import SqlWriter
 from egregora.database.migration.definitions import (
     creation_order,
     fk_name,
-    fk_signature,
+    fk_reference,
     key_columns,
     key_constraints,
     referred_columns,
@@ -263,12 +263,13 @@ class RulePlanner(SqlWriter):
         return rules
 
     def foreign_key_rules(self, src: str, untouched: bool) -> list[Rule]:
-        old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
+        old_fks = {fk_reference(fk): fk for fk in self.previous.foreign_key_constraints}
         rules = []
         for fk in sorted_fks(self.target):
-            # a key the database does not enforce (foreign_keys.py) may have orphans:
-            # a rebuild judges it like a new one
-            if untouched and fk_signature(fk) in old_fks and enforced_by(fk, self.dialect.name):
+            was = old_fks.get(fk_reference(fk))
+            # the rows obey a key the database enforced; one it did not enforce
+            # (deferrable, on DuckDB: foreign_keys.py) may have orphans, judged anew
+            if untouched and was is not None and enforced_by(was, self.dialect.name):
                 continue
             parent = self.parent_rows(referred_table(fk))
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))
