@@ -46,26 +46,32 @@ def test_importing_the_metadata_does_not_import_alembic() -> None:
 
 
 @pytest.mark.parametrize(
-    ("table", "column", "values"),
+    ("table", "column", "v3_values", "values"),
     [
-        ("posts", "status", schemas.POST_STATUSES),
-        ("tasks", "status", schemas.TASK_STATUSES),
-        ("tasks", "task_type", schemas.TASK_TYPES),
-        ("media", "media_type", schemas.MEDIA_TYPES),
-        ("annotations", "parent_type", schemas.ANNOTATION_PARENT_TYPES),
+        ("posts", "status", schemas.POST_STATUSES, schemas.POST_STATUSES),
+        ("tasks", "status", schemas.TASK_STATUSES, schemas.TASK_STATUSES),
+        # v4i: the application enqueues enrich_url tasks, which V3 did not allow
+        ("tasks", "task_type", schemas.TASK_TYPES[:3], schemas.TASK_TYPES),
+        ("media", "media_type", schemas.MEDIA_TYPES, schemas.MEDIA_TYPES),
+        (
+            "annotations",
+            "parent_type",
+            schemas.ANNOTATION_PARENT_TYPES,
+            schemas.ANNOTATION_PARENT_TYPES,
+        ),
     ],
 )
 def test_check_constraints_use_the_named_constants(
-    table: str, column: str, values: tuple[str, ...]
+    table: str, column: str, v3_values: tuple[str, ...], values: tuple[str, ...]
 ) -> None:
     con = duckdb.connect()
     ddl = str(CreateTable(_v3_baseline().tables[table]).compile(dialect=_dialect()))
     con.execute(ddl)
-    for value in values:
+    for value in v3_values:
         con.execute(f"INSERT INTO {table} ({column}) VALUES (?)", [value])
     with pytest.raises(duckdb.ConstraintException):
         con.execute(f"INSERT INTO {table} ({column}) VALUES ('not-a-{column}')")
-    # the live metadata keeps the same CHECK
+    # the live metadata's CHECK lists every value of the constant
     live = CreateTable(schemas.metadata.tables[table]).compile(dialect=_dialect())
     assert all(repr(v) in str(live) for v in values)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from egregora.database import schemas
+from egregora.database.foreign_keys import deferrable
 
 DEFAULT_PATH = Path("docs/schema.md")
 
@@ -109,9 +110,15 @@ def _constraints(table: sa.Table, dialect: sa.Dialect) -> list[str]:
         elif isinstance(constraint, sa.ForeignKeyConstraint):
             cols = ", ".join(c.name for c in constraint.columns)
             refs = ", ".join(e.column.name for e in constraint.elements)
+            timing = (
+                " DEFERRABLE INITIALLY DEFERRED (checked at COMMIT on PostgreSQL; "
+                "on DuckDB by egregora.database.integrity)"
+                if deferrable(constraint)
+                else ""
+            )
             items.append(
                 f"`{constraint.name}`: FOREIGN KEY ({cols}) REFERENCES "
-                f"{constraint.referred_table.name} ({refs})"
+                f"{constraint.referred_table.name} ({refs}){timing}"
             )
     return items
 

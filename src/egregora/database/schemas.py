@@ -8,7 +8,8 @@ Column types follow the databases already in the field (legacy V3): text is
 ``VARCHAR[]``, plus ``DATE``, ``UUID`` and ``JSON``. V4 adds the roadmap of
 docs/schema-evolution-plan.md: a PRIMARY KEY on every table, NOT NULL where
 a value is required, the journal window and profile title CHECKs, UNIQUE
-media hashes, and FOREIGN KEYs (post authors through ``post_authors``).
+media hashes, and FOREIGN KEYs (post authors through ``post_authors``),
+deferrable where the application replaces the rows they reference.
 """
 
 import hashlib
@@ -16,10 +17,12 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from egregora.database import foreign_keys  # noqa: F401  (DuckDB's DDL rule for deferrable keys)
+
 # Allowed values, shared by the CHECK constraints and the application.
 POST_STATUSES: Final = ("draft", "published", "archived")
 TASK_STATUSES: Final = ("pending", "processing", "completed", "failed", "superseded")
-TASK_TYPES: Final = ("generate_banner", "update_profile", "enrich_media")
+TASK_TYPES: Final = ("generate_banner", "update_profile", "enrich_media", "enrich_url")
 MEDIA_TYPES: Final = ("image", "video", "audio")
 ANNOTATION_PARENT_TYPES: Final = ("message", "post", "annotation")
 
@@ -82,6 +85,12 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 APPEND_ONLY: Final = "append_only"
 
 TZ_TIMESTAMP = sa.TIMESTAMP(timezone=True)
+
+#: The options of a FOREIGN KEY into a table whose rows the application
+#: replaces (posts and profiles: its caches upsert them by DELETE then INSERT):
+#: checked at COMMIT on PostgreSQL; left out of DuckDB's DDL, which can't
+#: defer one, and checked by egregora.database.integrity (foreign_keys.py).
+REPLACED_PARENT: Final[dict[str, Any]] = {"deferrable": True, "initially": "DEFERRED"}
 TEXT_LIST = sa.ARRAY(sa.String())
 
 
@@ -172,19 +181,27 @@ annotations = sa.Table(
     # this database, so it has no FOREIGN KEY.
     sa.Column("parent_id", sa.String()),
     sa.Column("parent_type", sa.String()),
-    sa.Column("author_id", sa.String(), sa.ForeignKey("profiles.id")),
+    sa.Column("author_id", sa.String(), sa.ForeignKey("profiles.id", **REPLACED_PARENT)),
     sa.CheckConstraint(_one_of("parent_type", ANNOTATION_PARENT_TYPES), name="parent_type"),
     info={APPEND_ONLY: True},
 )
 
 #: The authors of a post, in order. DuckDB can't reference the elements of a
-#: list, so this table replaces the V3 ``posts.authors`` list.
+#: list, so this table replaces the V3 ``posts.authors`` list; the view
+#: ``posts_with_authors`` gives posts in the V3 shape, ``authors`` a list again.
 post_authors = sa.Table(
     "post_authors",
     metadata,
-    sa.Column("post_id", sa.String(), sa.ForeignKey("posts.id"), primary_key=True),
+    sa.Column(
+        "post_id", sa.String(), sa.ForeignKey("posts.id", **REPLACED_PARENT), primary_key=True
+    ),
     sa.Column("position", sa.Integer(), primary_key=True),
-    sa.Column("profile_id", sa.String(), sa.ForeignKey("profiles.id"), nullable=False),
+    sa.Column(
+        "profile_id",
+        sa.String(),
+        sa.ForeignKey("profiles.id", **REPLACED_PARENT),
+        nullable=False,
+    ),
     sa.UniqueConstraint("post_id", "profile_id"),
 )
 
@@ -200,6 +217,7 @@ __all__ = [
     "MEDIA_TYPES",
     "NAMING_CONVENTION",
     "POST_STATUSES",
+    "REPLACED_PARENT",
     "TASK_STATUSES",
     "TASK_TYPES",
     "annotations",

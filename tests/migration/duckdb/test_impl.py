@@ -10,8 +10,11 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 import egregora.database.migrations  # noqa: F401  (registers our implementation)
+from alembic import command
 from egregora.database.migration.errors import InvalidOperation
 
+from ... import legacy
+from ...conftest import alembic_cfg, file_sha256
 from ...copy_swap_helpers import rows, sql
 from ...fidelity import catalog_picture
 
@@ -64,3 +67,27 @@ def test_an_alter_duckdb_can_do_still_runs_plainly(indexed: Path) -> None:
     assert rows(indexed, "SELECT seen::VARCHAR, note FROM books") == [
         ("2024-01-01 00:00:00.000000001", None)
     ]
+
+
+def test_a_plain_drop_column_that_a_view_or_macro_reads_is_refused(tmp_path: Path) -> None:
+    """Found on the app's files: v4e drops posts.authors, and another store's view over it
+    broke silently, its dry run saying nothing."""
+    path = tmp_path / "v3.duckdb"
+    sql(path, *legacy.TABLES.values(), legacy.VIEW)  # documents_view reads posts: fine
+    sql(
+        path,
+        "CREATE VIEW bylines AS SELECT id, array_to_string(authors, ', ') AS who FROM posts",
+        "CREATE MACRO lead_author(pid) AS (SELECT authors[1] FROM posts WHERE id = pid)",
+        "CREATE VIEW tag_cloud AS SELECT unnest(tags) AS tag FROM posts",  # another column
+    )
+    before = file_sha256(path)
+    for options in ({"dry_run": "true"}, {}):
+        with pytest.raises(InvalidOperation) as refused:
+            command.upgrade(alembic_cfg(f"duckdb:///{path}", **options), "head")
+        assert "v4e upgrade drops posts.authors" in str(refused.value)
+        assert "the view bylines and the macro lead_author read" in str(refused.value)
+        assert "tag_cloud" not in str(refused.value)
+        assert file_sha256(path) == before
+    sql(path, "DROP VIEW bylines", "DROP MACRO lead_author")
+    command.upgrade(alembic_cfg(f"duckdb:///{path}"), "head")
+    assert rows(path, "SELECT count(*) FROM tag_cloud") == [(0,)]

@@ -13,7 +13,7 @@ database, so that DuckDB itself canonicalizes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,7 @@ from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.migration.definitions import StoredTable, all_checks
-from egregora.database.migration.sqltext import normalize_sql
+from egregora.database.migration.sqltext import identifiers, normalize_sql
 
 
 def driver(connection: sa.Connection) -> Any:
@@ -551,6 +551,19 @@ def view_and_macro_sources(cursor: Any) -> list[tuple[str, str, str]]:
         "AND database_name = current_database()"
     ).fetchall()
     return [(str(kind), str(name), str(sql or "")) for kind, name, sql in rows]
+
+
+def readers_of(cursor: Any, table: str, columns: Sequence[str]) -> list[tuple[str, str, list[str]]]:
+    """DuckDB: (``view`` or ``macro``, name, the ``columns`` it names) of those that read
+    ``table`` and name some of ``columns``: DuckDB binds them when used, so dropping such a
+    column breaks them silently, later."""
+    found = []
+    for kind, name, sql in view_and_macro_sources(cursor):
+        tokens = identifiers(sql)
+        used = sorted(c for c in columns if c.lower() in tokens)
+        if table.lower() in tokens and used:
+            found.append((kind, name, used))
+    return found
 
 
 def duckdb_type_name(cursor: Any, type_sql: str) -> str:

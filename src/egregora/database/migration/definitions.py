@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from egregora.database.foreign_keys import deferrable
 from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.sqltext import normalize_sql
 
 
 def all_checks(table: sa.Table) -> list[sa.CheckConstraint]:
@@ -33,6 +35,21 @@ def column_checks(table: sa.Table) -> list[sa.CheckConstraint]:
         for c in column.constraints
         if isinstance(c, sa.CheckConstraint) and c not in table.constraints
     ]
+
+
+def checks_changed_in_text(previous: sa.Table, target: sa.Table) -> set[str]:
+    """Names of CHECKs both definitions declare, whose expressions differ as written.
+
+    Offline (``--sql``) no server can spell the two expressions: a revision's
+    own definitions say that a CHECK keeping its name changed (v4i widens
+    chk_tasks_task_type; PostgreSQL's script then drops and adds it).
+    """
+    old = {str(c.name): normalize_sql(str(c.sqltext)) for c in all_checks(previous) if c.name}
+    return {
+        str(c.name)
+        for c in all_checks(target)
+        if c.name and str(c.name) in old and old[str(c.name)] != normalize_sql(str(c.sqltext))
+    }
 
 
 def unique_indexes(table: sa.Table) -> list[tuple[str, list[str]]]:
@@ -97,9 +114,15 @@ def referred_columns(fk: sa.ForeignKeyConstraint) -> list[str]:
     return names
 
 
-def fk_signature(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
-    """What a FOREIGN KEY is, whatever its name: columns, table and columns referenced."""
+def fk_reference(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
+    """Which rows a FOREIGN KEY ties: its columns, the table and columns referenced."""
     return (tuple(c.name for c in fk.columns), referred_table(fk), tuple(referred_columns(fk)))
+
+
+def fk_signature(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
+    """What a FOREIGN KEY is, whatever its name: what it ties, and whether it is
+    deferrable (then DuckDB leaves it out of the table: changing that is a change)."""
+    return (*fk_reference(fk), deferrable(fk))
 
 
 def fk_name(table: str, fk: sa.ForeignKeyConstraint) -> str:

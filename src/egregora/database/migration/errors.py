@@ -52,6 +52,10 @@ class DryRunRefused(ConstraintViolations):
     """A dry run in fail mode found rows the real run would refuse (exit non-zero)."""
 
 
+class ReferenceViolations(SchemaError):
+    """Rows break a FOREIGN KEY that the database does not enforce itself (integrity.py)."""
+
+
 class MigrationFailed(SchemaError):
     """The database rejected a statement; the transaction was rolled back."""
 

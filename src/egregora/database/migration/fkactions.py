@@ -11,7 +11,11 @@ table's end and on the column (docs/writing-migrations.md, DuckDB's rules):
   enforced as DuckDB always does (deleting a referenced row, or changing its
   key, is refused).
 - ``DEFERRABLE``, ``NOT DEFERRABLE``, ``INITIALLY ...``, ``MATCH ...``: a
-  syntax error.
+  syntax error. A deferrable key (``deferrable=True``, or ``initially=
+  "DEFERRED"``) is not refused: DuckDB's DDL leaves it out and
+  :mod:`egregora.database.integrity` checks it (:mod:`egregora.database.foreign_keys`);
+  its ``ON DELETE`` / ``ON UPDATE`` actions still are, since nothing would
+  carry them out.
 
 PostgreSQL runs all of them; only DuckDB's runs are refused.
 """
@@ -22,6 +26,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from egregora.database.foreign_keys import CANT_DEFER, enforced_by
 from egregora.database.migration.definitions import referred_columns, referred_table
 from egregora.database.migration.errors import InvalidOperation
 
@@ -39,6 +44,10 @@ def unparsable_options(fk: sa.ForeignKeyConstraint) -> list[str]:
         for clause, action in (("ON DELETE", fk.ondelete), ("ON UPDATE", fk.onupdate))
         if action and (spelled := " ".join(action.upper().split())) not in ACCEPTED_ACTIONS
     ]
+    if not enforced_by(fk, CANT_DEFER):
+        # a deferrable key is left out of DuckDB's DDL and checked by
+        # egregora.database.integrity (foreign_keys.py): its DEFERRABLE is kept
+        return found
     if fk.deferrable is not None:
         found.append("DEFERRABLE" if fk.deferrable else "NOT DEFERRABLE")
     if fk.initially:

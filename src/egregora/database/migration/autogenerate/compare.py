@@ -36,6 +36,7 @@ from alembic.runtime.plugins import Plugin
 from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.sql.elements import conv
 
+from egregora.database.integrity import foreign_key_violations
 from egregora.database.migration.autogenerate.rewrite import rewrite_operations
 from egregora.database.migration.catalog import (
     canonical_check_expressions,
@@ -46,6 +47,7 @@ from egregora.database.migration.catalog import (
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.definitions import all_checks
 from egregora.database.migration.dialects import ours
+from egregora.database.migration.errors import ReferenceViolations
 from egregora.database.migration.fkactions import NO_REVISION
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,10 @@ def process_revision_directives(
     if context.connection is None:
         return
     metadata = context.opts["target_metadata"]
+    if not _autogenerating(context) and all(
+        s.upgrade_ops is None or s.upgrade_ops.is_empty() for s in directives
+    ):  # alembic check, on a database that matches the metadata: then its rows
+        check_references(context.connection, metadata)
     for script in list(directives):
         if script.upgrade_ops is None:
             continue
@@ -236,6 +242,26 @@ def tables_written(operations: list[ops.MigrateOperation]) -> Iterator[sa.Table]
         elif isinstance(op, CreateCopySwapOp):
             yield op.table
             yield from op.dependents
+
+
+def check_references(connection: sa.Connection, metadata: sa.MetaData) -> None:
+    """``alembic check``: refuse rows that break a FOREIGN KEY the database does not enforce.
+
+    On DuckDB a deferrable key is not in the DDL (egregora.database.foreign_keys);
+    this is its check, as Django's ``foreign_key_check`` is SQLite's.
+    """
+    found = foreign_key_violations(connection, metadata)
+    if not found:
+        return
+    raise ReferenceViolations(
+        "Rows reference rows that do not exist, through FOREIGN KEYs that "
+        "the database does not enforce itself (deferrable keys, on DuckDB: the "
+        "application replaces the rows they reference, see docs/app-on-head.md): "
+        + "; ".join(o.describe() for o in found)
+        + ". Nothing was changed. Insert the missing rows, or correct or delete the "
+        "referencing ones, then run alembic check again; the next rebuild of such a table "
+        "reports them too, or quarantines them with -x on_violation=quarantine."
+    )
 
 
 def _autogenerating(context: MigrationContext) -> bool:

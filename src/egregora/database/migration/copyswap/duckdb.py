@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from egregora.database.foreign_keys import enforced_by, enforced_fks
 from egregora.database.migration.copyswap.model import (
     NEW_SUFFIX,
     OLD_SUFFIX,
@@ -72,7 +73,7 @@ class RebuildPlanner(StepPlanner):
         # t__ccs_new references it, and the parent can no longer be dropped.
         # A table with FOREIGN KEYs is therefore stashed, then created under
         # its own name (one extra, constraint-free copy).
-        self.stash_target = bool(self.target.foreign_key_constraints)
+        self.stash_target = bool(enforced_fks(self.target, self.dialect.name))
         self.staged = self.name + (STASH_SUFFIX if self.stash_target else NEW_SUFFIX)
         # Unless the table can be moved aside: renamed, then the new one created
         # under its name and filled from the old one, dropped after. That spares
@@ -360,6 +361,7 @@ class RebuildPlanner(StepPlanner):
                 [f"{referred_table(fk)}.{r}" for r in referred_columns(fk)],
             )
             for fk in sorted_fks(table)
+            if enforced_by(fk, self.dialect.name)  # the others: checked (integrity.py)
         ]
         return constraints  # keys: see create_sql
 

@@ -369,6 +369,10 @@ class InPlacePlanner(StepPlanner):
             actions += f" ON DELETE {fk.ondelete}"
         if fk.onupdate:
             actions += f" ON UPDATE {fk.onupdate}"
+        if fk.deferrable:
+            actions += " DEFERRABLE"
+        if fk.initially:
+            actions += f" INITIALLY {fk.initially}"
         return actions
 
     def renames(

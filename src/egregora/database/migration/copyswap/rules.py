@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import sqlalchemy as sa
 
+from egregora.database.foreign_keys import enforced_by
 from egregora.database.migration.copyswap.model import (
     ROW_ID,
     SAMPLE_SIZE,
@@ -30,7 +31,7 @@ from egregora.database.migration.copyswap.writer import SqlWriter
 from egregora.database.migration.definitions import (
     creation_order,
     fk_name,
-    fk_signature,
+    fk_reference,
     key_columns,
     key_constraints,
     referred_columns,
@@ -251,10 +252,13 @@ class RulePlanner(SqlWriter):
         return rules
 
     def foreign_key_rules(self, src: str, untouched: bool) -> list[Rule]:
-        old_fks = {fk_signature(fk) for fk in self.previous.foreign_key_constraints}
+        old_fks = {fk_reference(fk): fk for fk in self.previous.foreign_key_constraints}
         rules = []
         for fk in sorted_fks(self.target):
-            if untouched and fk_signature(fk) in old_fks:
+            was = old_fks.get(fk_reference(fk))
+            # the rows obey a key the database enforced; one it did not enforce
+            # (deferrable, on DuckDB: foreign_keys.py) may have orphans, judged anew
+            if untouched and was is not None and enforced_by(was, self.dialect.name):
                 continue
             parent = self.parent_rows(referred_table(fk))
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from egregora.database.migration.copyswap.model import Change, Facts
 from egregora.database.migration.copyswap.planner import plan
-from egregora.database.migration.definitions import referred_table
+from egregora.database.migration.definitions import checks_changed_in_text, referred_table
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.postgresql.aftercommit import defer
@@ -30,7 +30,11 @@ def write_script(impl: EgregoraImpl, change: Change) -> None:
     touched = {change.table, *(d.name for d in change.dependents)}
     touched |= {referred_table(fk) for fk in change.target.foreign_key_constraints}
     impl.take_back(touched, change.revision)  # what this script put off on them, now
-    written = plan(change.at(previous), impl.dialect, Facts(change.dependents))
+    # a CHECK that keeps its name but not its expression: told by the text alone
+    changed = frozenset(checks_changed_in_text(previous, change.target))
+    written = plan(
+        change.at(previous), impl.dialect, Facts(change.dependents, changed_checks=changed)
+    )
     note = impl.offline_note(change)
     if note is not None:
         impl.execute(note)
