@@ -18,6 +18,7 @@ from alembic.runtime.environment import EnvironmentContext
 
 from egregora.database import schemas
 from egregora.database.migration import (
+    adoption,
     afterwards,
     impl,  # noqa: F401  (registers the DuckDB quirks)
 )
@@ -47,6 +48,7 @@ from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.report import RevisionReport, RunReport, TableReport
 from egregora.database.migration.runstate import (
+    NAIVE_TIMESTAMPS_OPTION,
     ON_VIOLATION_OPTION,
     REPORT_OPTION,
     ROW_POLICY_OPTION,
@@ -70,6 +72,14 @@ def include_object(
     drop it. To retire a table on purpose, write ``op.drop_table`` by hand
     (docs/writing-migrations.md).
     """
+    if type_ == "index" and name is not None and reflected and compare_to is None:
+        # An index the metadata does not declare is the schema's only when it
+        # bears the schema's index name (the naming convention's ix_<table>_...):
+        # then it was declared once and removed, and autogenerate drops it. Any
+        # other (the Egregora application's idx_annotations_parent_created,
+        # another store's, a user's) is not the schema's: never drift, never
+        # proposed for dropping; rebuilds keep it (copyswap/engine.kept_indexes).
+        return name.startswith(f"ix_{obj.table.name}_")
     if type_ != "table" or name is None:
         return True
     if name.endswith(QUARANTINE_SUFFIX):
@@ -81,6 +91,7 @@ def _configure_kwargs(context: EnvironmentContext, options: RunOptions) -> dict[
     return {
         ON_VIOLATION_OPTION: options.on_violation,
         ROW_POLICY_OPTION: EGREGORA_ROWS,
+        NAIVE_TIMESTAMPS_OPTION: options.naive_timestamps,
         # tests (and tools) may compare against another metadata
         "target_metadata": context.config.attributes.get("target_metadata") or schemas.metadata,
         "include_object": include_object,
@@ -178,6 +189,8 @@ def _migrate(context: EnvironmentContext, connection: sa.Connection, options: Ru
         if finishing:  # what an earlier run left to finish comes first
             afterwards.finish(connection, options.lock_policy, MIGRATION_LOCK_KEY)
         context.configure(connection=connection, **configured)
+        if context.get_context().opts.get("dont_mutate"):  # `alembic current`: unadopted too
+            adoption.note_for_current(context, connection)
         with context.begin_transaction():
             _serialize_and_allow_rewrite(connection, options)
             timer.start(connection)

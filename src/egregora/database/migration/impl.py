@@ -21,6 +21,7 @@ from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.locks import LOCK_POLICY_INFO, retrying
 from egregora.database.migration.pglocks import note
+from egregora.database.migration.readers import refuse_dropping_read_columns
 from egregora.database.migration.runstate import REPORT_OPTION, current_revision
 from egregora.database.migration.sqltext import identifiers
 
@@ -29,11 +30,16 @@ class CountsWhatItDestroys(DefaultImpl):
     """Plain ``drop_column`` and ``drop_table`` count what they drop, for the run's report.
 
     Only online, and only when the run keeps a report (dry runs, ``-x report=``).
+    A ``drop_column`` that views or macros read is refused first (readers.py).
     """
 
     def drop_column(
         self, table_name: str, column: Any, schema: str | None = None, **kw: Any
     ) -> None:
+        if not self.as_sql and isinstance(self.connection, sa.Connection):
+            refuse_dropping_read_columns(
+                self.connection, table_name, [column.name], current_revision()
+            )
         self._record(table_name, [column.name])
         super().drop_column(table_name, column, schema=schema, **kw)
 

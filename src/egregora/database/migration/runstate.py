@@ -18,6 +18,8 @@ VIOLATIONS_OPTION = "egregora_violations"
 REPORT_OPTION = "egregora_report"
 #: A RowPolicy: which duplicate is kept, which columns name a row in reports.
 ROW_POLICY_OPTION = "egregora_row_policy"
+#: -x naive_timestamps: the time zone of TIMESTAMP values (no zone) adoption converts.
+NAIVE_TIMESTAMPS_OPTION = "egregora_naive_timestamps"
 
 
 def current_revision() -> str:
