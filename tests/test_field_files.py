@@ -32,8 +32,8 @@ from egregora.database.migration.errors import AdoptionRefused, ConstraintViolat
 from . import legacy
 from .conftest import ALEMBIC_INI, ROOT, alembic_cfg, copy_project, file_sha256
 from .copy_swap_helpers import rows, table_names
-from .field.corpus import V3_TABLES, VARIANTS, build
 from .fidelity import catalog_picture
+from .field.corpus import V3_TABLES, VARIANTS, build
 
 ADOPTED = [name for name, v in VARIANTS.items() if not v.never]
 
@@ -214,8 +214,10 @@ def test_the_application_s_index_survives_and_is_never_drift(
     command.upgrade(alembic_cfg(url, on_violation="quarantine"), "head")
     index = "SELECT sql FROM duckdb_indexes() WHERE index_name = 'idx_annotations_parent_created'"
     assert rows(path, index) == [
-        ("CREATE INDEX idx_annotations_parent_created ON annotations(parent_id, parent_type, "
-         "created_at);",)
+        (
+            "CREATE INDEX idx_annotations_parent_created ON annotations(parent_id, parent_type, "
+            "created_at);",
+        )
     ]
     command.check(alembic_cfg(url))  # no drift: not the schema's index
     # and autogenerate proposes nothing (no revision written), on a copy of the history
@@ -279,8 +281,7 @@ def test_the_words_are_the_same_whatever_the_hash_seed(field_file: Callable[[str
         assert current.returncode == 0 and upgrade.returncode != 0
         said.add((current.stdout, upgrade.stdout))
     assert len(said) == 1
-    (current_text, refusal), = said
+    ((current_text, refusal),) = said
     assert refusal.count("FAILED:") == 1
     assert refusal.index("posts.mood") < refusal.index("tasks.score")
     assert "taking forward 8 differences" in current_text
-

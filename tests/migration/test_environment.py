@@ -177,9 +177,9 @@ def test_a_changed_check_is_replaced_by_v3s_with_its_rows_checked(db_path: Path,
     upgrade("head", on_violation="quarantine")
     con = duckdb.connect(str(db_path), read_only=True)
     assert con.execute("SELECT id FROM posts").fetchall() == [("p2",)]
-    assert con.execute(
-        "SELECT id, _quarantine_revision FROM posts_quarantine"
-    ).fetchall() == [("p1", "v3 upgrade")]
+    assert con.execute("SELECT id, _quarantine_revision FROM posts_quarantine").fetchall() == [
+        ("p1", "v3 upgrade")
+    ]
     con.close()
 
 
@@ -276,3 +276,20 @@ def test_a_bad_or_misspelled_option_runs_nothing(
     with pytest.raises(CommandError, match=re.escape(says)):
         command.upgrade(alembic_cfg(db_url, **x), "head")
     assert not db_path.exists()  # refused before the file is even created
+
+
+def test_an_index_is_the_schema_s_only_by_its_name(db_path: Path, db_url: str, upgrade) -> None:
+    """include_object: an undeclared index named as the schema names its own (ix_<table>_...)
+    was declared once and removed, so it is drift; any other one (the application's
+    idx_annotations_parent_created, another store's) is never drift."""
+    upgrade("head")
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE INDEX idx_annotations_parent_created ON annotations (parent_id, created_at)")
+    con.execute("CREATE UNIQUE INDEX my_slugs ON posts (slug)")
+    con.close()
+    command.check(alembic_cfg(db_url))
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE INDEX ix_posts_title ON posts (title)")
+    con.close()
+    with pytest.raises(CommandError, match="remove_index.*ix_posts_title"):
+        command.check(alembic_cfg(db_url))

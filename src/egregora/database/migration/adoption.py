@@ -64,7 +64,7 @@ def create_or_adopt(
     if report is not None:
         report.adopted = [d.describe() for d in found.differences]
     _create(op, [baseline.tables[n] for n in found.create], {}, existing_views=set())
-    for name, rebuild in sorted(found.rebuilds.items()):
+    for _, rebuild in sorted(found.rebuilds.items()):
         op.invoke(CreateCopySwapOp(rebuild.target, column_map=rebuild.column_map))
     _create_views(op, views, tables_and_views(bind)[1])
 
@@ -174,10 +174,10 @@ def _baseline(context: EnvironmentContext) -> tuple[str, sa.MetaData, dict[str, 
     """The base revision's frozen baseline: its ``metadata`` and ``VIEWS``."""
     script = ScriptDirectory.from_config(context.config)
     for base in sorted(script.get_bases()):
-        module = script.get_revision(base).module  # type: ignore[union-attr]
-        metadata = getattr(module, "metadata", None)
+        found = script.get_revision(base)
+        metadata = getattr(found.module, "metadata", None) if found is not None else None
         if isinstance(metadata, sa.MetaData):
-            return base, metadata, dict(getattr(module, "VIEWS", {}))
+            return base, metadata, dict(getattr(found.module, "VIEWS", {}))
     return None
 
 

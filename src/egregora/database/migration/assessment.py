@@ -134,7 +134,29 @@ def assess(bind: sa.Connection, inputs: Inputs) -> Assessment:
         table = _TableAssessment(bind, inputs, expected[name], actual[name], head.get(name))
         table.compare(head_shapes.get(name))
         table.add_to(found)
+    found.differences += _referenced_from_others(bind, sorted(existing - owned), owned)
     found.differences.sort()
+    return found
+
+
+def _referenced_from_others(
+    bind: sa.Connection, others: list[str], owned: set[str]
+) -> list[Difference]:
+    """FOREIGN KEYs of other stores' tables that reference a V3 table (its key is the file's)."""
+    found = []
+    for name, shape in sorted(database_shapes(bind, others).items()):
+        for fk in sorted(shape.constraints, key=repr):
+            if fk.kind == "FOREIGN KEY" and fk.referenced_table in owned:
+                found.append(
+                    Difference(
+                        str(fk.referenced_table),
+                        f"{name} ({', '.join(fk.columns)}), another store's table, references "
+                        f"it ({', '.join(fk.referenced_columns)})",
+                        f"kept: each rebuild of {fk.referenced_table} rebuilds {name} with its "
+                        f"rows; `downgrade v3` is refused while it stands (V3's "
+                        f"{fk.referenced_table} has no key to reference)",
+                    )
+                )
     return found
 
 
@@ -247,8 +269,7 @@ class _TableAssessment:
         self.rebuild_reasons.append(
             Difference(
                 self.name,
-                f"column {want.name} is {have.data_type} (no time zone), V3 has "
-                f"{want.data_type}",
+                f"column {want.name} is {have.data_type} (no time zone), V3 has {want.data_type}",
                 f"converted by adoption's rebuild, its values read as {zone} times "
                 f"(as -x naive_timestamps={zone} asks)",
             )
@@ -323,9 +344,7 @@ class _TableAssessment:
         self.extras.append((what, NOT_CARRIED))
 
     def _key_columns(self) -> set[str]:
-        return {
-            c for k in self.actual.constraints if k.kind == "PRIMARY KEY" for c in k.columns
-        }
+        return {c for k in self.actual.constraints if k.kind == "PRIMARY KEY" for c in k.columns}
 
     def _indexes(self) -> list[str]:
         declared = {str(i.name) for i in self.head.indexes} if self.head is not None else set()
@@ -347,9 +366,9 @@ class _TableAssessment:
         and the file's rules that the later schema declares too (kept, not dropped and
         added again)."""
         baseline = self.inputs.baseline
-        meta = sa.MetaData(naming_convention=dict(baseline.naming_convention))
+        meta = sa.MetaData(naming_convention=baseline.naming_convention)
         target = baseline.tables[self.name].to_metadata(meta)
-        spelled = dict((expr, check) for check, expr in spelled_checks(self.bind, target))
+        spelled = {expr: check for check, expr in spelled_checks(self.bind, target)}
         for expression, wider in sorted(self.widened.items()):
             check = spelled[expression]
             target.constraints.discard(check)
@@ -378,25 +397,32 @@ def _fate(kind: str, table: str, rebuilt: bool) -> str:
     return kind
 
 
-def _carry(bind: sa.Connection, target: sa.Table, head: sa.Table, kept: list[ConstraintShape]) -> None:
+def _carry(
+    bind: sa.Connection, target: sa.Table, head: sa.Table, kept: list[ConstraintShape]
+) -> None:
     """Add to ``target`` the rules of ``head`` that ``kept`` (the file's) match."""
     for shape in kept:
         if shape.kind == "PRIMARY KEY" and head.primary_key.columns:
             for name in shape.columns:
                 target.c[name].nullable = False
             target.append_constraint(
-                sa.PrimaryKeyConstraint(*shape.columns, name=head.primary_key.name)
+                sa.PrimaryKeyConstraint(*shape.columns, name=_name(head.primary_key))
             )
         elif shape.kind == "UNIQUE":
             for unique in head.constraints:
-                if isinstance(unique, sa.UniqueConstraint) and tuple(
-                    c.name for c in unique.columns
-                ) == shape.columns:
+                if (
+                    isinstance(unique, sa.UniqueConstraint)
+                    and tuple(c.name for c in unique.columns) == shape.columns
+                ):
                     target.append_constraint(sa.UniqueConstraint(*shape.columns, name=unique.name))
     expressions = {str(s.expression) for s in kept if s.kind == "CHECK"}
     for check, expression in spelled_checks(bind, head):
         if expression in expressions:
             target.append_constraint(sa.CheckConstraint(check.sqltext, name=check.name))
+
+
+def _name(constraint: sa.Constraint) -> str | None:
+    return constraint.name if isinstance(constraint.name, str) else None
 
 
 def _head_tables(head: sa.MetaData | None, names: Iterable[str]) -> dict[str, sa.Table]:

@@ -595,7 +595,8 @@ def undeclared_indexes(bind: sa.Connection, table: str) -> list[str]:
     """
     if bind.dialect.name == "duckdb":
         return [
-            f"{index.name} {_after_table(index.sql)}" for index in stored_indexes(driver(bind), table)
+            f"{index.name} {_after_table(index.sql)}"
+            for index in stored_indexes(driver(bind), table)
         ]
     return [
         f"{index['name']} ({', '.join(str(c) for c in index['column_names'])})"
