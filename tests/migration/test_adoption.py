@@ -214,3 +214,11 @@ def test_on_postgresql_timestamps_without_zone_are_converted_only_when_asked(pg_
 
 def version_pg(url: str) -> bool:
     return bool(_pg(url, "SELECT version_num FROM alembic_version"))
+
+
+def test_alembic_current_on_an_empty_database(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    capfd.readouterr()
+    command.current(alembic_cfg(f"duckdb:///{tmp_path / 'new.duckdb'}"))
+    assert "this database is empty. `alembic upgrade head` will create" in capfd.readouterr().out

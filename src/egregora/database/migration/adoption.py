@@ -63,10 +63,12 @@ def create_or_adopt(
     report = context.opts.get(REPORT_OPTION)
     if report is not None:
         report.adopted = [d.describe() for d in found.differences]
-    _create(op, [baseline.tables[n] for n in found.create], {}, existing_views=set())
+    # tables and views first: the rebuilds are then held back (copyswap/pending.py) and
+    # written with the later revisions' rebuilds of the same tables, each table once
+    tables = [baseline.tables[n] for n in found.create]
+    _create(op, tables, views, existing_views=tables_and_views(bind)[1])
     for _, rebuild in sorted(found.rebuilds.items()):
         op.invoke(CreateCopySwapOp(rebuild.target, column_map=rebuild.column_map))
-    _create_views(op, views, tables_and_views(bind)[1])
 
 
 def _inputs(opts: Mapping[str, Any], baseline: sa.MetaData, views: Mapping[str, str]) -> Inputs:

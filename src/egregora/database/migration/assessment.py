@@ -368,7 +368,11 @@ class _TableAssessment:
         baseline = self.inputs.baseline
         meta = sa.MetaData(naming_convention=baseline.naming_convention)
         target = baseline.tables[self.name].to_metadata(meta)
-        spelled = {expr: check for check, expr in spelled_checks(self.bind, target)}
+        spelled = (
+            {expr: check for check, expr in spelled_checks(self.bind, target)}
+            if self.widened
+            else {}
+        )
         for expression, wider in sorted(self.widened.items()):
             check = spelled[expression]
             target.constraints.discard(check)
@@ -416,7 +420,7 @@ def _carry(
                 ):
                     target.append_constraint(sa.UniqueConstraint(*shape.columns, name=unique.name))
     expressions = {str(s.expression) for s in kept if s.kind == "CHECK"}
-    for check, expression in spelled_checks(bind, head):
+    for check, expression in spelled_checks(bind, head) if expressions else []:
         if expression in expressions:
             target.append_constraint(sa.CheckConstraint(check.sqltext, name=check.name))
 
