@@ -32,7 +32,7 @@ from egregora.database.integrity import foreign_key_violations
 from . import legacy
 from .app_like import ANNOTATION_AUTHOR, AppLike
 from .conftest import alembic_cfg
-from .upgraded_files import BUILDERS
+from .upgraded_files import BUILDERS, NEEDS
 
 ANA, BO, CY = (f"{n}-{'0' * 8}-0000-0000-0000-{'0' * 11}{i}" for i, n in enumerate("abc", 1))
 DOCUMENT_TABLES = ("posts", "profiles", "journals", "media", "annotations")
@@ -56,7 +56,8 @@ def upgraded_file(
     if name not in upgraded_originals:
         original = tmp_path_factory.mktemp("upgraded") / f"{name}.duckdb"
         BUILDERS[name](original)
-        command.upgrade(alembic_cfg(f"duckdb:///{original}", on_violation="quarantine"), "head")
+        options = {"on_violation": "quarantine", **NEEDS.get(name, {})}
+        command.upgrade(alembic_cfg(f"duckdb:///{original}", **options), "head")
         upgraded_originals[name] = original
     path = tmp_path / f"{name}.duckdb"
     shutil.copyfile(upgraded_originals[name], path)

@@ -357,6 +357,7 @@ def test_adoption_refuses_a_mismatched_legacy_database(pg_url: str) -> None:
     with connect(pg_url) as con:
         legacy.create(con)
         con.execute("ALTER TABLE profiles ADD COLUMN nickname VARCHAR")
+        con.execute("INSERT INTO profiles (id, nickname) VALUES ('p1', 'nick')")
     with pytest.raises(AdoptionRefused, match="profiles.nickname"):
         command.upgrade(alembic_cfg(pg_url), "head")
     assert version(pg_url) == []

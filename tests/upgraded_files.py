@@ -11,11 +11,13 @@ builder)`` for each of its variants that adopts, and every test over
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
 
 from . import legacy, messy
+from .field import corpus
 
 Builder = Callable[[Path], None]
 
@@ -50,8 +52,23 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
-def register(name: str, builder: Builder) -> None:
+#: -x options a builder's file needs to be adopted (a conversion asked for explicitly)
+NEEDS: dict[str, dict[str, str]] = {}
+
+
+def register(name: str, builder: Builder, needs: dict[str, str] | None = None) -> None:
     """Add a variant (the field corpus); a name is registered once."""
     if name in BUILDERS:
         raise ValueError(f"an upgraded-file builder named {name!r} is already registered")
     BUILDERS[name] = builder
+    NEEDS[name] = dict(needs or {})
+
+
+def _register_field_corpus() -> None:
+    """Every file of the field corpus that adopts (tests/field/): the app's own files."""
+    for name, variant in corpus.VARIANTS.items():
+        if not variant.never:
+            register(f"field-{name}", partial(corpus.build, variant), variant.needs)
+
+
+_register_field_corpus()

@@ -121,9 +121,16 @@ def test_messy_legacy_database_is_refused_at_head_then_quarantined(
 @pytest.mark.parametrize(
     ("damage", "named"),
     [
-        ("ALTER TABLE posts ADD COLUMN extra INTEGER", "column posts.extra"),
-        ("DROP TABLE annotations", "table annotations is missing"),
+        (
+            "ALTER TABLE posts ADD COLUMN extra INTEGER; UPDATE posts SET extra = 7",
+            "posts.extra holds 2 values",
+        ),
+        ("ALTER TABLE annotations DROP COLUMN author_id", "annotations has no column author_id"),
         ("ALTER TABLE media ALTER COLUMN phash TYPE INTEGER", "media.phash is INTEGER"),
+        (
+            "ALTER TABLE tasks ALTER COLUMN created_at TYPE TIMESTAMP",
+            "-x naive_timestamps=UTC",
+        ),
     ],
 )
 def test_mismatching_database_is_refused_and_untouched(
@@ -153,14 +160,27 @@ def test_a_table_beside_the_v3_ones_is_left_alone(db_path: Path, upgrade) -> Non
     con.close()
 
 
-def test_changed_check_expression_is_refused(db_path: Path, upgrade) -> None:
+def test_a_changed_check_is_replaced_by_v3s_with_its_rows_checked(db_path: Path, upgrade) -> None:
+    """Not a refusal any more: V3's CHECK is added by a rebuild, rows judged (assessment.py)."""
     con = duckdb.connect(str(db_path))
     for name, ddl in legacy.TABLES.items():
         con.execute(ddl.replace("'archived'", "'deleted'") if name == "posts" else ddl)
+    con.execute(
+        "INSERT INTO posts (id, title, created_at, status) VALUES "
+        "('p1', 't', now(), 'deleted'), ('p2', 't', now(), 'draft')"
+    )
     con.close()
-    with pytest.raises(CommandError, match=r"posts lacks CHECK \(status in .*'archived'"):
+    before = database_digest(db_path)
+    with pytest.raises(CommandError, match=r"chk_posts_status on posts .*'p1'.*\[revision v3 "):
         upgrade("head")
-    assert "alembic_version" not in table_names(db_path)
+    assert database_digest(db_path) == before
+    upgrade("head", on_violation="quarantine")
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT id FROM posts").fetchall() == [("p2",)]
+    assert con.execute("SELECT id, _quarantine_revision FROM posts_quarantine").fetchall() == [
+        ("p1", "v3 upgrade")
+    ]
+    con.close()
 
 
 def test_url_precedence_unit() -> None:
@@ -256,3 +276,20 @@ def test_a_bad_or_misspelled_option_runs_nothing(
     with pytest.raises(CommandError, match=re.escape(says)):
         command.upgrade(alembic_cfg(db_url, **x), "head")
     assert not db_path.exists()  # refused before the file is even created
+
+
+def test_an_index_is_the_schema_s_only_by_its_name(db_path: Path, db_url: str, upgrade) -> None:
+    """include_object: an undeclared index named as the schema names its own (ix_<table>_...)
+    was declared once and removed, so it is drift; any other one (the application's
+    idx_annotations_parent_created, another store's) is never drift."""
+    upgrade("head")
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE INDEX idx_annotations_parent_created ON annotations (parent_id)")
+    con.execute("CREATE UNIQUE INDEX my_slugs ON posts (slug)")
+    con.close()
+    command.check(alembic_cfg(db_url))
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE INDEX ix_posts_title ON posts (title)")
+    con.close()
+    with pytest.raises(CommandError, match="remove_index.*ix_posts_title"):
+        command.check(alembic_cfg(db_url))

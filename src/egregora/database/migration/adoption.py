@@ -1,32 +1,36 @@
-"""Adopting Egregora databases made before Alembic (legacy V3).
+"""Adopting Egregora databases made before Alembic (legacy V3), as the field has them.
 
-Such a database has the V3 tables but no ``alembic_version``. The baseline
+Such a database has V3's tables but no ``alembic_version``. The baseline
 revision calls :func:`create_or_adopt`: on an empty database it creates the
-baseline; on a database whose tables match the baseline exactly (columns,
-types, nullability, defaults, and CHECK expressions, since DuckDB drops
-constraint names) it creates nothing and lets Alembic stamp the revision.
-Anything else is refused before a change is made. Tables, views and macros
-that are not part of the baseline (Egregora's other stores, a user's own) are
-left alone, and named in one log line.
+baseline; on a file made by the Egregora application (whose code wrote V3
+with small differences that changed week by week: docs/field-files.md), it
+takes forward every difference the history can take without losing anything
+(assessment.py says which, and what happens to each), and lets Alembic stamp
+the revision. It changes a table only where V3 requires it: a missing table
+is created empty, a V3 CHECK the application forgot is added by a rebuild
+(``op.create_copy_swap``: every row checked first, refused or quarantined by
+the run's ``-x on_violation``), and a conversion asked for is made. A file
+that can't be taken forward so is refused before any change. Tables, views,
+macros and sequences that are not the schema's are left alone, and named.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.schema import CreateTable
 
-from egregora.database.migration.catalog import (
-    database_shapes,
-    describe_differences,
-    expected_shapes,
-    macro_names,
-    tables_and_views,
-)
+from egregora.database.migration.assessment import Assessment, Inputs, assess
+from egregora.database.migration.catalog import tables_and_views
+from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.errors import AdoptionRefused
+from egregora.database.migration.runstate import run_of
 
 log = logging.getLogger(__name__)
 
@@ -36,77 +40,155 @@ VERSION_TABLE = "alembic_version"
 def create_or_adopt(
     op: Operations, baseline: sa.MetaData, views: Mapping[str, str], revision: str
 ) -> None:
-    """Create ``baseline`` (and ``views``) on an empty database, or adopt a matching one."""
+    """Create ``baseline`` (and ``views``) on an empty database, or adopt a V3 file."""
     context = op.get_context()
     if context.as_sql:
-        _create(op, baseline, views, existing_views=set())
+        _create(op, baseline.sorted_tables, views, existing_views=set())
         return
     bind = op.get_bind()
-    tables, views_present = tables_and_views(bind)
-    existing = tables - {VERSION_TABLE}
-    if not existing:
-        _create(op, baseline, views, existing_views=set())
+    found = assess(bind, _inputs(context.opts, baseline, views))
+    if found.empty:
+        _create(op, baseline.sorted_tables, views, existing_views=set())
         return
-    # Egregora's other stores (ingested messages, ratings, caches), user views
-    # and macros live beside the V3 tables: they are verified by nobody here
-    # and left exactly as they are. A file with none of the V3 tables is not
-    # an Egregora database to adopt, and is refused as before.
-    others = existing - set(baseline.tables) if existing & set(baseline.tables) else set()
-    existing -= others
-    problems = baseline_differences(bind, baseline, existing)
-    if problems:
-        raise AdoptionRefused(
-            "This database has tables but no alembic_version, and they do not match the "
-            f"Egregora {revision} schema, so it was not adopted: "
-            + "; ".join(problems)
-            + ". Nothing was changed. If this is not an Egregora database, point -x url=... "
-            "or EGREGORA_DATABASE_URL at the right file; if it is an Egregora database "
-            "changed by hand, bring those tables back to the V3 layout (or restore a backup) "
-            "and run the upgrade again."
-        )
+    if found.refusals:
+        raise AdoptionRefused(refusal(found, revision))
     log.info(
-        "Adopting an existing %s database: its %d tables match, no row is touched.",
+        "Adopting an existing %s database: %s",
         revision,
-        len(existing),
+        differences_line(found) or "its tables match V3 exactly, no row is touched.",
     )
-    left_alone = describe_left_alone(bind, others, views_present - set(views))
+    left_alone = describe_left_alone(found.others)
     if left_alone:
         log.info("%s adoption: left alone %s.", revision, left_alone)
-    _create_views(op, views, views_present)
+    report = run_of(context.opts).report
+    if report is not None:
+        report.adopted = [d.describe() for d in found.differences]
+    # tables and views first: the rebuilds are then held back (copyswap/held.py) and
+    # written with the later revisions' rebuilds of the same tables, each table once
+    tables = [baseline.tables[n] for n in found.create]
+    _create(op, tables, views, existing_views=tables_and_views(bind)[1])
+    for _, rebuild in sorted(found.rebuilds.items()):
+        op.invoke(CreateCopySwapOp(rebuild.target, column_map=rebuild.column_map))
 
 
-def describe_left_alone(bind: sa.Connection, tables: set[str], views: set[str]) -> str:
-    """``3 tables (a, b, c), 1 view (v), 1 macro (m)``: what adoption did not look at."""
-    kinds = [("table", tables), ("view", views), ("macro", macro_names(bind))]
+def _inputs(
+    opts: MutableMapping[str, Any], baseline: sa.MetaData, views: Mapping[str, str]
+) -> Inputs:
+    head = opts.get("target_metadata")
+    return Inputs(
+        baseline=baseline,
+        views=tuple(views),
+        head=head if isinstance(head, sa.MetaData) else None,
+        naive_zone=run_of(opts).naive_timestamps,
+    )
+
+
+def differences_line(found: Assessment) -> str:
+    """Every difference taken forward, in one line (empty when there is none)."""
+    if not found.differences:
+        return ""
+    n = len(found.differences)
+    return (
+        f"{n} difference{'' if n == 1 else 's'} from V3 taken forward: "
+        + "; ".join(d.describe() for d in found.differences)
+        + "."
+    )
+
+
+def refusal(found: Assessment, revision: str) -> str:
+    """The one paragraph of a file that is not adopted: why, and that nothing changed."""
+    reasons = "; ".join(found.refusals)
+    taken = len(found.differences)
+    also = (
+        f" (Its {taken} other difference{'' if taken == 1 else 's'} from V3 could be taken "
+        "forward: `alembic current` lists them.)"
+        if taken
+        else ""
+    )
+    return (
+        "This database has tables but no alembic_version, so it would be adopted as an "
+        f"Egregora {revision} file, but it was not adopted: {reasons}. Nothing was changed."
+        f"{also} If it is not an Egregora database at all, point -x url=... or "
+        "EGREGORA_DATABASE_URL at the right file."
+    )
+
+
+def describe_left_alone(others: Mapping[str, list[str]]) -> str:
+    """``3 tables (a, b, c), 1 view (v), 1 macro (m), 1 sequence (s)``: what adoption
+    did not look at."""
     return ", ".join(
-        f"{len(names)} {kind}{'' if len(names) == 1 else 's'} ({', '.join(sorted(names))})"
-        for kind, names in kinds
+        f"{len(names)} {kind}{'' if len(names) == 1 else 's'} ({', '.join(names)})"
+        for kind, names in others.items()
         if names
     )
 
 
-def baseline_differences(
-    bind: sa.Connection, baseline: sa.MetaData, existing: set[str]
-) -> list[str]:
-    """What keeps the tables ``existing`` from being exactly ``baseline``.
+def note_for_current(context: EnvironmentContext, connection: sa.Connection) -> None:
+    """``alembic current`` on a file that is not under Alembic yet: say what it is.
 
-    Both sides are spelled by the database itself: DuckDB canonicalizes the
-    baseline in a scratch in-memory database, a server in a rolled-back
-    scratch schema (see catalog.expected_shapes).
+    Alembic prints nothing for a database without ``alembic_version``. Such a
+    file is assessed (read only, as adoption would) and described: a V3 file
+    that ``alembic upgrade head`` will adopt, with its differences, or one it
+    would refuse, and why.
     """
-    expected = expected_shapes(bind, baseline.tables.values())
-    actual = database_shapes(bind, existing)
-    problems = [f"table {name} is missing" for name in sorted(expected.keys() - existing)]
-    problems += [f"table {name} is not part of it" for name in sorted(existing - expected.keys())]
-    for name in sorted(expected.keys() & existing):
-        problems += describe_differences(expected[name], actual[name])
-    return problems
+    began = not connection.in_transaction()
+    try:
+        tables, _ = tables_and_views(connection)
+        base = _baseline(context)
+        if VERSION_TABLE in tables or base is None:
+            return
+        revision, baseline, views = base
+        found = assess(connection, _inputs(context.get_context().opts, baseline, views))
+        context.config.print_stdout(describe_unadopted(found, revision))
+    finally:
+        if began and connection.in_transaction():
+            connection.rollback()  # only read; the command goes on as Alembic's
+
+
+def describe_unadopted(found: Assessment, revision: str) -> str:
+    """What ``alembic current`` says of a database with no ``alembic_version``."""
+    if found.empty:
+        return (
+            "No alembic_version: this database is empty. `alembic upgrade head` will create "
+            "the schema."
+        )
+    if found.refusals:
+        reasons = "".join(f"\n  - {reason}" for reason in found.refusals)
+        return (
+            "No alembic_version: a file made before Alembic, which `alembic upgrade head` "
+            f"would refuse to adopt as an Egregora {revision} file:{reasons}"
+        )
+    lines = [
+        f"No alembic_version: an Egregora {revision} file made before Alembic. `alembic "
+        f"upgrade head` will adopt it (stamp it at {revision}) and upgrade it, "
+        + (
+            f"taking forward {len(found.differences)} differences from V3:"
+            if found.differences
+            else "no table changed: they match V3 exactly."
+        )
+    ]
+    lines += [f"  - {difference.describe()}" for difference in found.differences]
+    left_alone = describe_left_alone(found.others)
+    if left_alone:
+        lines.append(f"Not the schema's, left alone: {left_alone}.")
+    return "\n".join(lines)
+
+
+def _baseline(context: EnvironmentContext) -> tuple[str, sa.MetaData, dict[str, str]] | None:
+    """The base revision's frozen baseline: its ``metadata`` and ``VIEWS``."""
+    script = ScriptDirectory.from_config(context.config)
+    for base in sorted(script.get_bases()):
+        found = script.get_revision(base)
+        metadata = getattr(found.module, "metadata", None) if found is not None else None
+        if isinstance(metadata, sa.MetaData):
+            return base, metadata, dict(getattr(found.module, "VIEWS", {}))
+    return None
 
 
 def _create(
-    op: Operations, baseline: sa.MetaData, views: Mapping[str, str], existing_views: set[str]
+    op: Operations, tables: list[sa.Table], views: Mapping[str, str], existing_views: set[str]
 ) -> None:
-    for table in baseline.sorted_tables:
+    for table in tables:
         # CreateTable keeps the constraints in definition order (CreateTableOp
         # would rebuild them from a set), so the DDL is the legacy DDL exactly.
         op.execute(CreateTable(table))

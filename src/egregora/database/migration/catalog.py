@@ -13,7 +13,7 @@ database, so that DuckDB itself canonicalizes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,7 @@ from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.migration.definitions import StoredTable, all_checks
-from egregora.database.migration.sqltext import identifiers, normalize_sql
+from egregora.database.migration.sqltext import normalize_sql
 
 
 def driver(connection: sa.Connection) -> Any:
@@ -553,19 +553,6 @@ def view_and_macro_sources(cursor: Any) -> list[tuple[str, str, str]]:
     return [(str(kind), str(name), str(sql or "")) for kind, name, sql in rows]
 
 
-def readers_of(cursor: Any, table: str, columns: Sequence[str]) -> list[tuple[str, str, list[str]]]:
-    """DuckDB: (``view`` or ``macro``, name, the ``columns`` it names) of those that read
-    ``table`` and name some of ``columns``: DuckDB binds them when used, so dropping such a
-    column breaks them silently, later."""
-    found = []
-    for kind, name, sql in view_and_macro_sources(cursor):
-        tokens = identifiers(sql)
-        used = sorted(c for c in columns if c.lower() in tokens)
-        if table.lower() in tokens and used:
-            found.append((kind, name, used))
-    return found
-
-
 def duckdb_type_name(cursor: Any, type_sql: str) -> str:
     """The name DuckDB gives the type ``type_sql`` (``typeof``): one name per type."""
     row = cursor.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()
@@ -594,3 +581,67 @@ def _typeof(spelled: str) -> str | None:
     finally:
         scratch.close()
     return str(row[0]) if row else None
+
+
+def spelled_checks(bind: sa.Connection, table: sa.Table) -> list[tuple[sa.CheckConstraint, str]]:
+    """Each CHECK of ``table`` with the expression this database stores for it (normalized).
+
+    DuckDB spells it in a scratch in-memory database; a server in a
+    rolled-back scratch schema, one probe table per CHECK, so that each
+    expression comes back on its own.
+    """
+    if bind.dialect.name == "duckdb":
+        return canonical_check_expressions(table, bind.dialect)
+    found = []
+    for check in all_checks(table):
+        probe = sa.Table(
+            table.name,
+            sa.MetaData(),
+            *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
+            sa.CheckConstraint(check.sqltext, name=check.name),
+        )
+        shape = scratch_shapes(bind, [probe])[table.name]
+        found += [(check, str(c.expression)) for c in shape.constraints if c.kind == "CHECK"]
+    return found
+
+
+def undeclared_indexes(bind: sa.Connection, table: str) -> list[str]:
+    """``name (columns or expressions)`` of the explicit indexes of ``table``.
+
+    Not the indexes that back its PRIMARY KEY or UNIQUE constraints, which
+    the table's definition already says.
+    """
+    if bind.dialect.name == "duckdb":
+        return [
+            f"{index.name} {_after_table(index.sql)}"
+            for index in stored_indexes(driver(bind), table)
+        ]
+    return [
+        f"{index['name']} ({', '.join(str(c) for c in index['column_names'])})"
+        for index in sorted(sa.inspect(bind).get_indexes(table), key=lambda i: str(i["name"]))
+        if not index.get("duplicates_constraint")
+    ]
+
+
+def _after_table(index_sql: str) -> str:
+    """``(a, b)`` of ``CREATE INDEX i ON t(a, b)``: what the index reads, as DuckDB stores it."""
+    _, _, rest = index_sql.partition(" ON ")
+    return rest[rest.find("(") :] if "(" in rest else rest
+
+
+def sequence_names(bind: sa.Connection) -> set[str]:
+    """The sequences of the current schema (DuckDB's own, a server's standalone ones)."""
+    if bind.dialect.name == "duckdb":
+        rows = driver(bind).execute(
+            "SELECT sequence_name FROM duckdb_sequences() "
+            "WHERE schema_name = current_schema() AND NOT temporary"
+        )
+        return {str(row[0]) for row in rows.fetchall()}
+    return set(sa.inspect(bind).get_sequence_names())
+
+
+def values_in(bind: sa.Connection, table: str, column: str | None = None) -> int:
+    """The non-NULL values of ``table.column``, or the rows of ``table`` (None)."""
+    quote = bind.dialect.identifier_preparer.quote
+    counted = "*" if column is None else quote(column)
+    return int(bind.exec_driver_sql(f"SELECT count({counted}) FROM {quote(table)}").scalar_one())

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 
 from egregora.database import schemas
+from egregora.database.migration import adoption
 from egregora.database.migration.autogenerate.compare import (
     AUTOGENERATE_PLUGINS,
     process_revision_directives,
@@ -68,6 +69,14 @@ def include_object(
     drop it. To retire a table on purpose, write ``op.drop_table`` by hand
     (docs/writing-migrations.md).
     """
+    if type_ == "index" and name is not None and reflected and compare_to is None:
+        # An index the metadata does not declare is the schema's only when it
+        # bears the schema's index name (the naming convention's ix_<table>_...):
+        # then it was declared once and removed, and autogenerate drops it. Any
+        # other (the Egregora application's idx_annotations_parent_created,
+        # another store's, a user's) is not the schema's: never drift, never
+        # proposed for dropping; rebuilds keep it (copyswap/engine.kept_indexes).
+        return name.startswith(f"ix_{obj.table.name}_")
     if type_ != "table" or name is None:
         return True
     if name.endswith(QUARANTINE_SUFFIX):
@@ -167,6 +176,7 @@ def _migrate(
         RunReport(dry_run=options.dry_run, on_violation=options.on_violation),
         violations=[],  # fail mode: every revision's, then one report
         after_commit=engine.after_commit_queue(connection),
+        naive_timestamps=options.naive_timestamps,
     )
     if own:
         engine.prepare(connection, options, state)
@@ -179,6 +189,8 @@ def _migrate(
         configured = _configure_kwargs(context, options, state) | {"on_version_apply": revisions}
         context.configure(connection=connection, **configured)
         impl = ours(context.get_context().impl)
+        if context.get_context().opts.get("dont_mutate"):  # `alembic current`: unadopted too
+            adoption.note_for_current(context, connection)
         with context.begin_transaction():
             _run_migrations(context, impl, options, revisions)
         if finishing:

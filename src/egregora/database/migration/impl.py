@@ -30,6 +30,7 @@ from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.destroyed import record_dropped
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.postgresql.aftercommit import AfterCommit
+from egregora.database.migration.readers import Readers, refuse_dropping_read_columns
 from egregora.database.migration.runstate import RunState, current_revision, run_of
 
 __all__ = ["EgregoraImpl"]
@@ -128,6 +129,10 @@ class EgregoraImpl(DefaultImpl):
         """Run one statement of a plan, as it is, on the driver's connection."""
         driver(self.conn).execute(step.sql)
 
+    def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
+        """The views and macros that read ``table.columns`` (readers.py; none known here)."""
+        return []
+
     def offline_note(self, change: Change) -> str | None:
         """A comment for offline scripts, where the catalog can't be read (none)."""
         return None
@@ -137,7 +142,10 @@ class EgregoraImpl(DefaultImpl):
     def drop_column(
         self, table_name: str, column: Any, schema: str | None = None, **kw: Any
     ) -> None:
-        """Counts what it drops (for dry runs and ``-x report=``), then drops it."""
+        """Refused when views or macros read the column; else counted, then dropped."""
+        if not self.as_sql and self.connection is not None:
+            readers = self.readers_of(table_name, [column.name])
+            refuse_dropping_read_columns(readers, table_name, current_revision())
         self._record_dropped(table_name, [column.name])
         super().drop_column(table_name, column, schema=schema, **kw)
 

@@ -8,6 +8,7 @@ refuses both, in one paragraph, before a connection is opened.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ X_OPTIONS = (
     "lock_retries",
     "statement_timeout",
     "fuse",
+    "naive_timestamps",
 )
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: DuckDB's memory amounts: a number and a unit (checked before it reaches SQL)
@@ -50,6 +52,9 @@ class RunOptions:
     #: DuckDB: hold rebuilds back so that the run writes each table once
     #: (copyswap/held.py); false writes each operation as it comes
     fuse: bool = True
+    #: adoption: the zone of a pre-Alembic file's TIMESTAMP values (no time zone),
+    #: converted to TIMESTAMP WITH TIME ZONE; None: such a file is refused
+    naive_timestamps: str | None = None
 
     @classmethod
     def from_x_args(cls, x_args: Mapping[str, str]) -> RunOptions:
@@ -70,6 +75,7 @@ class RunOptions:
             progress_after_ms=_milliseconds(x_args.get("progress_after_ms", "2000")),
             memory_limit=None if limit is None else _memory(limit),
             lock_policy=LockPolicy.from_x_args(x_args),
+            naive_timestamps=_zone(x_args.get("naive_timestamps")),
         )
 
 
@@ -123,3 +129,22 @@ def _memory(value: str) -> str:
             "takes it, for example -x memory_limit=2GB or -x memory_limit=1500MB."
         )
     return value.strip()
+
+
+def _zone(value: str | None) -> str | None:
+    """A time zone name both engines know (the IANA database's), checked before anything runs."""
+    if value is None:
+        return None
+    zone = value.strip()
+    if zone.upper() == "UTC":
+        return "UTC"
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidOperation(
+            f"-x naive_timestamps={value} is not a time zone, so nothing was run. Give the "
+            "zone a file's TIMESTAMP values (no time zone) were written in, as the IANA "
+            "database names it: -x naive_timestamps=UTC (what the Egregora application "
+            "wrote), or for example -x naive_timestamps=America/Sao_Paulo."
+        ) from None
+    return zone

@@ -101,6 +101,8 @@ class RunReport:
     locks: list[LockReport] = field(default_factory=list)
     #: DuckDB: the rebuilds held back to the end of the run, written then (pending.py)
     rebuild_seconds: float = 0.0
+    #: a pre-Alembic file adopted: each difference from V3 taken forward (adoption.py)
+    adopted: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, float]:
@@ -125,6 +127,10 @@ class RunReport:
     def to_text(self) -> str:
         title = "Dry run (rolled back, nothing was changed)" if self.dry_run else "Migration"
         lines = [f"{title}, on_violation={self.on_violation}:"]
+        if self.adopted:
+            n = plural(len(self.adopted), "difference")
+            lines.append(f"  adopted a file made before Alembic, taking forward {n} from V3:")
+            lines += [f"    - {difference}" for difference in self.adopted]
         for revision in self.revisions:
             lines.append(
                 f"  revision {revision.revision} ({revision.direction}): {revision.seconds:.2f} s"

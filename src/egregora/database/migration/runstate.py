@@ -60,6 +60,9 @@ class RunState:
     held: HoldsRebuilds | None = None
     #: DuckDB's memory_limit, for an out-of-memory refusal (asked at the start)
     memory_limit: str = "unknown"
+    #: ``-x naive_timestamps``: the zone TIMESTAMP values (no zone) were written in,
+    #: which adoption converts to TIMESTAMPTZ (assessment.py)
+    naive_timestamps: str | None = None
     #: offline: an operation is writing its own statements (they take nothing back)
     own_statements: bool = False
     _late: tuple[object, set[str]] | None = field(default=None, repr=False)

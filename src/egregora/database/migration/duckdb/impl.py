@@ -25,7 +25,6 @@ from egregora.database.migration.capabilities import TableTraits, traits_from_da
 from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
-    readers_of,
     renamable,
     scratch_type_name,
     stored_indexes,
@@ -44,7 +43,8 @@ from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duc
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.namerecord import keep_names
 from egregora.database.migration.options import RunOptions
-from egregora.database.migration.runstate import RunState, current_revision
+from egregora.database.migration.readers import Readers, duckdb_readers
+from egregora.database.migration.runstate import RunState
 from egregora.database.migration.sqltext import identifiers
 
 __all__ = ["EgregoraDuckDBImpl"]
@@ -129,26 +129,8 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
             "database's own DDL)"
         )
 
-    def drop_column(
-        self, table_name: str, column: Any, schema: str | None = None, **kw: Any
-    ) -> None:
-        # DuckDB binds views and macros when they are used: dropping a column one
-        # reads leaves it broken, far from the migration (measured: a user's view
-        # over posts.authors failed after v4e, whose dry run said nothing). Refused
-        # before the drop, as create_copy_swap refuses a rebuild that drops one.
-        if not self.as_sql and self.connection is not None:
-            found = readers_of(driver(self.conn), table_name, [column.name])
-            if found:
-                named = " and ".join(f"the {kind} {name}" for kind, name, _ in found)
-                raise InvalidOperation(
-                    f"{current_revision()} drops {table_name}.{column.name}, which "
-                    f"{named} read{'s' if len(found) == 1 else ''}: DuckDB would let "
-                    f"{'it' if len(found) == 1 else 'them'} break silently, on next use. "
-                    "Nothing was changed. Drop them before the upgrade (DROP VIEW, DROP "
-                    "MACRO) and create them again afterwards over the new tables, or have "
-                    "the revision re-create them (op.execute)."
-                )
-        super().drop_column(table_name, column, schema=schema, **kw)
+    def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
+        return duckdb_readers(driver(self.conn), table, columns)
 
     def _recreate(self, table_name: str, schema: str | None) -> Any:
         # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
@@ -268,7 +250,7 @@ def refuse_breaking_readers(raw: Any, previous: sa.Table, target: sa.Table) -> N
     refuses to drop a column a view reads.)
     """
     dropped = sorted(set(previous.columns.keys()) - set(target.columns.keys()))
-    for kind, name, used in readers_of(raw, previous.name, dropped)[:1]:
+    for kind, name, used in duckdb_readers(raw, previous.name, dropped)[:1]:
         raise InvalidOperation(
             f"create_copy_swap on {target.name}: the {kind} {name} reads "
             f"{', '.join(used)}, which the new definition drops or renames, so the "

@@ -27,6 +27,7 @@ from egregora.database.migration.postgresql import aftercommit
 from egregora.database.migration.postgresql.executor import Sender
 from egregora.database.migration.postgresql.lockreport import note
 from egregora.database.migration.postgresql.locks import ONE_CORE, wait_for_advisory_lock
+from egregora.database.migration.readers import Readers, postgresql_readers
 from egregora.database.migration.runstate import current_revision
 from egregora.database.migration.sqltext import identifiers
 
@@ -114,6 +115,9 @@ class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
         # name but not their expression
         changed = changed_check_names(self.conn, stages[-1].target)
         return Facts(tuple(dependents), changed_checks=frozenset(changed))
+
+    def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
+        return postgresql_readers(self.conn, table, columns)
 
     def before_operation(self, target: sa.Table, revision: str) -> None:
         """What this run put off on the tables the operation touches runs now.

@@ -1,0 +1,73 @@
+-- The mid-January start-up: annotations created through ibis, TIMESTAMP (no time zone).
+-- app: franklinbaldo/egregora 69b2bdbd7 (2026-01-15, main, "Merge pull request #2547")
+-- made by: src/egregora/database/init.py initialize_database() (documents, tasks,
+--   messages: no media, journals or annotations), profile_cache
+--   scan_and_cache_all_documents (profiles, posts), then AnnotationStore, whose
+--   schemas.create_table_if_not_exists(ibis backend, ...) takes the ibis path:
+--   conn.create_table(schema=ANNOTATIONS_SCHEMA) maps dt.timestamp to TIMESTAMP.
+--   ibis sets DuckDB's TimeZone to UTC, so the values are UTC wall times.
+-- Measured by running the application's own code at that commit in a scratch
+-- environment (Python 3.11, duckdb 1.4.3 and ibis-framework 11.0.0, the versions its
+-- uv.lock pins), then reading what DuckDB stored: duckdb_sequences().sql,
+-- duckdb_tables().sql, duckdb_indexes().sql, duckdb_views().sql, replayed below in an
+-- order that recreates them (DuckDB 2.0 stores the same text: tests/test_field_files.py).
+-- The rows are ours, in the shapes the application writes (see docs/field-files.md),
+-- with messy ones (legacy-v3.md's kinds) where this variant's own constraints let them in.
+
+-- the DDL, as DuckDB stored it
+CREATE TABLE annotations(id VARCHAR, "content" VARCHAR, created_at TIMESTAMP, source_checksum VARCHAR, parent_id VARCHAR, parent_type VARCHAR, author_id VARCHAR, PRIMARY KEY(id));
+CREATE TABLE documents(id VARCHAR, "content" VARCHAR, created_at TIMESTAMP WITH TIME ZONE, source_checksum VARCHAR, title VARCHAR, slug VARCHAR, date DATE, summary VARCHAR, authors VARCHAR[], tags VARCHAR[], status VARCHAR, subject_uuid VARCHAR, alias VARCHAR, avatar_url VARCHAR, interests VARCHAR[], filename VARCHAR, mime_type VARCHAR, media_type VARCHAR, phash VARCHAR, window_start TIMESTAMP WITH TIME ZONE, window_end TIMESTAMP WITH TIME ZONE, doc_type VARCHAR, "extensions" JSON);
+CREATE TABLE messages(event_id VARCHAR, tenant_id VARCHAR, "source" VARCHAR, thread_id VARCHAR, msg_id VARCHAR, ts TIMESTAMP WITH TIME ZONE, author_raw VARCHAR, author_uuid VARCHAR, "text" VARCHAR, media_url VARCHAR, media_type VARCHAR, attrs JSON, pii_flags JSON, created_at TIMESTAMP WITH TIME ZONE, created_by_run VARCHAR);
+CREATE TABLE posts(id VARCHAR, "content" VARCHAR, created_at TIMESTAMP WITH TIME ZONE, source_checksum VARCHAR, title VARCHAR, slug VARCHAR, date DATE, summary VARCHAR, authors VARCHAR[], tags VARCHAR[], status VARCHAR);
+CREATE TABLE profiles(id VARCHAR, "content" VARCHAR, created_at TIMESTAMP WITH TIME ZONE, source_checksum VARCHAR, subject_uuid VARCHAR, title VARCHAR, alias VARCHAR, summary VARCHAR, avatar_url VARCHAR, interests VARCHAR[]);
+CREATE TABLE tasks(task_id UUID, task_type VARCHAR, status VARCHAR, payload JSON, created_at TIMESTAMP WITH TIME ZONE, processed_at TIMESTAMP WITH TIME ZONE, "error" VARCHAR);
+CREATE INDEX idx_annotations_parent_created ON annotations(parent_id, parent_type, created_at);
+CREATE INDEX idx_messages_author ON messages(author_uuid);
+CREATE UNIQUE INDEX idx_messages_pk ON messages(event_id);
+CREATE INDEX idx_messages_thread ON messages(thread_id);
+CREATE INDEX idx_messages_ts ON messages(ts);
+
+-- rows
+INSERT INTO profiles (id, "content", created_at, source_checksum, subject_uuid, title, alias, summary, avatar_url, interests) VALUES ('5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f', '---
+alias: Ana
+bio: Olá!
+---
+', TIMESTAMPTZ '2025-12-30 21:00:00+00', 'c1', '5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f', 'Ana', 'Ana', 'Olá!', '', ['cats', '☕']);
+INSERT INTO profiles (id, "content", created_at, source_checksum, subject_uuid, title, alias, summary, avatar_url, interests) VALUES ('0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e', '---
+name: Bruno O''Brien
+---
+', TIMESTAMPTZ '2025-12-30 21:00:01+00', 'c2', '0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e', 'Bruno O''Brien', '', '', '', []);
+INSERT INTO profiles (id, "content", created_at, source_checksum, subject_uuid, title, alias, summary, avatar_url, interests) VALUES ('e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f', '中文内容，标点。', TIMESTAMPTZ '2025-12-30 21:00:02+00', NULL, 'e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f', 'ユーザー', NULL, NULL, NULL, NULL);
+INSERT INTO profiles (id, "content", created_at, source_checksum, subject_uuid, title, alias, summary, avatar_url, interests) VALUES ('empty-title-profile', '', TIMESTAMPTZ '2026-01-02 00:00:00+00', NULL, 'empty-title-profile', '', '', '', '', []);
+INSERT INTO profiles (id, "content", created_at, source_checksum, subject_uuid, title, alias, summary, avatar_url, interests) VALUES ('e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f', 'a second copy of the same profile', TIMESTAMPTZ '2026-01-10 00:00:00+00', 'c3b', 'e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f', 'ユーザー (new)', NULL, NULL, NULL, ['新']);
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('ola-mundo', '---
+title: Olá, mundo
+---
+# Olá 👋
+«quotes» "double" back\slash
+改行', TIMESTAMPTZ '2025-12-30 21:14:05.123456+00', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'Olá, mundo', 'ola-mundo', DATE '2025-12-30', '', ['5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f', '0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e'], ['intro', '🎉'], 'published');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('rascunho', 'draft body
+with CRLF	and tab', TIMESTAMPTZ '2026-01-02 08:00:00+05:30', NULL, 'Rascunho', 'rascunho', NULL, NULL, NULL, [], 'draft');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('日本語の記事', '日本語のテキスト 𠜎𠜱', TIMESTAMPTZ '2026-01-03 23:59:59.999999-03', 'e3b0c442', '日本語の記事', '日本語の記事', DATE '2024-02-29', '''; DROP TABLE posts; --', ['e4d3c2b1-a0f9-4e8d-b7c6-5a4b3c2d1e0f'], NULL, 'archived');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('status-typo', 'x', TIMESTAMPTZ '2026-01-04 10:00:00+00', NULL, 'Status typo', 'status-typo', NULL, NULL, ['5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f'], [], 'Published');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('repeated-post', 'first version', TIMESTAMPTZ '2026-01-05 10:00:00+00', 'a', 'Repeated', 'repeated-post', NULL, NULL, ['0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e'], [], 'published');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('repeated-post', 'second version, newer', TIMESTAMPTZ '2026-01-06 10:00:00+00', 'b', 'Repeated', 'repeated-post', NULL, NULL, ['0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e'], [], 'published');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('no-title', '', TIMESTAMPTZ '2026-01-07 10:00:00+00', NULL, NULL, 'no-title', NULL, NULL, [], [], 'draft');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('ghost-author', 'by nobody we know', TIMESTAMPTZ '2026-01-08 10:00:00+00', NULL, 'Ghost', 'ghost-author', NULL, NULL, ['99999999-0000-4000-8000-000000000000'], [], 'published');
+INSERT INTO posts (id, "content", created_at, source_checksum, title, slug, date, summary, authors, tags, status) VALUES ('twice-the-same-author', 'x', TIMESTAMPTZ '2026-01-09 10:00:00+00', NULL, 'Twice', 'twice-the-same-author', NULL, NULL, ['5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f', '5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f'], [], 'published');
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES ('3f1e2d3c-4b5a-4697-8a9b-0c1d2e3f4a5b', 'generate_banner', 'pending', '{"post_slug": "ola-mundo", "prompt": "Ol\u00e1 \ud83d\udc4b"}', TIMESTAMPTZ '2026-01-02 09:00:00+00', NULL, NULL);
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES ('7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d', 'update_profile', 'completed', '{"author_uuid": "5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f", "content": {"nested": [1, null, "\u00df"]}}', TIMESTAMPTZ '2026-01-02 09:01:00+00', TIMESTAMPTZ '2026-01-02 09:05:00+00', NULL);
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES ('1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e', 'enrich_media', 'failed', '{"media_id": "m-photo"}', TIMESTAMPTZ '2026-01-02 09:02:00+00', TIMESTAMPTZ '2026-01-02 09:03:00+00', '429 RESOURCE_EXHAUSTED
+retry later');
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES ('c0ffee00-1234-4567-89ab-cdef01234567', 'enrich_url', 'pending', '{"url": "https://example.org/a?b=c&d"}', TIMESTAMPTZ '2026-01-21 10:00:00+00', NULL, NULL);
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES ('d00d0000-1234-4567-89ab-cdef01234567', 'update_profile', 'done', NULL, TIMESTAMPTZ '2026-01-03 10:00:00+00', NULL, NULL);
+INSERT INTO tasks (task_id, task_type, status, payload, created_at, processed_at, "error") VALUES (NULL, 'generate_banner', 'pending', '{}', TIMESTAMPTZ '2026-01-03 11:00:00+00', NULL, NULL);
+INSERT INTO annotations (id, "content", created_at, source_checksum, parent_id, parent_type, author_id) VALUES ('1', 'Notei que ele sempre responde com 🎉', TIMESTAMP '2025-12-30 21:30:00', 'manual', 'msg-0001', 'message', NULL);
+INSERT INTO annotations (id, "content", created_at, source_checksum, parent_id, parent_type, author_id) VALUES ('2', 'Follow-up on the note above', TIMESTAMP '2025-12-30 21:31:00', 'manual', '1', 'annotation', NULL);
+INSERT INTO annotations (id, "content", created_at, source_checksum, parent_id, parent_type, author_id) VALUES ('a5b6c7d8-0000-4000-8000-00000000000a', 'on a post', TIMESTAMP '2026-01-05 10:00:00', 'manual', NULL, 'post', '5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f');
+INSERT INTO annotations (id, "content", created_at, source_checksum, parent_id, parent_type, author_id) VALUES ('a5b6c7d8-0000-4000-8000-00000000000b', 'parent kind the schema does not know', TIMESTAMP '2026-01-05 10:01:00', NULL, NULL, 'journal', NULL);
+INSERT INTO annotations (id, "content", created_at, source_checksum, parent_id, parent_type, author_id) VALUES ('a5b6c7d8-0000-4000-8000-00000000000c', 'by an author with no profile', TIMESTAMP '2026-01-05 10:02:00', NULL, NULL, 'message', '99999999-0000-4000-8000-000000000000');
+INSERT INTO messages (event_id, tenant_id, "source", thread_id, msg_id, ts, author_raw, author_uuid, "text", media_url, media_type, attrs, pii_flags, created_at, created_by_run) VALUES ('ev-1', 'default', 'whatsapp', 't-1', 'msg-0001', TIMESTAMPTZ '2025-12-30 20:01:00+00', '+55 11 99999-0000', '5f2c1d3e-8a4b-4c6d-9e0f-1a2b3c4d5e6f', 'Olá 👋 tudo bem?', NULL, NULL, '{"reply_to": null}', NULL, TIMESTAMPTZ '2025-12-30 21:00:00+00', 'run-1');
+INSERT INTO messages (event_id, tenant_id, "source", thread_id, msg_id, ts, author_raw, author_uuid, "text", media_url, media_type, attrs, pii_flags, created_at, created_by_run) VALUES ('ev-2', 'default', 'whatsapp', 't-1', 'msg-0002', TIMESTAMPTZ '2025-12-30 20:02:00+00', 'Bruno', '0b9e8d7c-6f5a-4b3c-8d2e-1f0a9b8c7d6e', NULL, 'IMG-20260102-WA0001.jpg', 'image', NULL, '["phone"]', TIMESTAMPTZ '2025-12-30 21:00:00+00', 'run-1');
+-- rows of the common set this variant's own constraints refuse, left out:
+-- left out (Constraint Error: Duplicate key "id: 1" violates primary key constraint.): annotations 1
