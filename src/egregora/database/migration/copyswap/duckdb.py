@@ -39,6 +39,7 @@ from egregora.database.migration.definitions import (
     sorted_checks,
     sorted_fks,
 )
+from egregora.database.migration.duckdb_versions import alter_support
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.sequences import implicit_sequence, implicit_sequence_name
 
@@ -63,6 +64,14 @@ class RebuildPlanner(StepPlanner):
         }
         if self.inline_target_keys:
             self.inline_keys.add(self.name)
+        # DuckDB 1.4 has no ALTER TABLE ... ADD UNIQUE (duckdb_versions.py): there
+        # a table with a UNIQUE constraint declares its keys in CREATE TABLE.
+        if not alter_support().add_unique:
+            self.inline_keys |= {
+                t.name
+                for t in (self.target, *self.dependents)
+                if any(kind == "UNIQUE" for kind, _, _ in key_constraints(t))
+            }
         # DuckDB keeps a FOREIGN KEY registered under the name its table was
         # created with: a table created as t__ccs_new with a FOREIGN KEY and
         # renamed to t in the same transaction leaves its parent believing
