@@ -51,9 +51,8 @@ def ibis_type(type_: sa.types.TypeEngine[Any], nullable: bool = True) -> dt.Data
     """The ibis type a database at head gives a column of Core type ``type_``."""
     if isinstance(type_, sa.ARRAY):
         return dt.Array(ibis_type(type_.item_type), nullable=nullable)
-    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
-        if type_.precision is not None:
-            return dt.Decimal(type_.precision, type_.scale or 0, nullable=nullable)
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float) and type_.precision:
+        return dt.Decimal(type_.precision, type_.scale or 0, nullable=nullable)
     # VARCHAR(n): DuckDB drops the length and ibis reads string; PostgreSQL keeps it
     # and ibis reads string(n). One schema can't match both, so no length here (an
     # Enum's length is SQLAlchemy's own: ibis reads it as string on both).

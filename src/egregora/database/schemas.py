@@ -207,7 +207,7 @@ def allowed_values(table: sa.Table) -> dict[str, tuple[str, ...]]:
             and isinstance(expression.left, sa.ColumnClause)
             and isinstance(expression.right, sa.BindParameter)
         ):
-            found[expression.left.name] = tuple(expression.right.value)
+            found[expression.left.name] = tuple(expression.right.value or ())
     return found
 
 
