@@ -1,16 +1,14 @@
 """Files the application's DuckDB reads: a real DuckDB 1.4.3, in its own environment, opens
 the files a migration creates and the field files it upgrades (duckdb_versions.STORAGE_VERSION).
 
-The reader is ``.venv-duckdb-1.4`` (``make setup-duckdb-1.4``: the project's own files
-build it, and keep it between runs); building it the first time takes about a minute,
-hence ``slow``.
+The reader is ``.venv-duckdb-1.4`` (the ``oldest_python`` fixture); building it the
+first time takes about a minute, hence ``slow``.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from egregora.database import schemas
 from egregora.database.migration.duckdb_versions import STORAGE_VERSION, version
 
 from . import messy
-from .conftest import HEAD, ROOT, alembic_cfg
+from .conftest import HEAD, alembic_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +39,6 @@ print(json.dumps({
     "revision": con.execute("SELECT version_num FROM alembic_version").fetchone()[0],
 }))
 """
-
-
-@pytest.fixture(scope="session")
-def oldest_python() -> Path:
-    """The Python of the oldest supported DuckDB's environment, built when missing."""
-    if version() < (2, 0, 0):
-        return Path(sys.executable)  # this suite runs on it already
-    built = subprocess.run(
-        ["make", "-s", "setup-duckdb-1.4"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert built.returncode == 0, f"make setup-duckdb-1.4 failed:\n{built.stderr[-2000:]}"
-    return ROOT / ".venv-duckdb-1.4" / "bin" / "python"
 
 
 def read_with_oldest(python: Path, path: Path) -> dict[str, Any]:

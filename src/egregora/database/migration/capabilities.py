@@ -200,32 +200,40 @@ def _after_column(name: str, order: tuple[str, ...]) -> frozenset[str]:
 def _alter_column(
     op: ops.AlterColumnOp, traits: TableTraits, support: AlterSupport
 ) -> tuple[bool, str]:
-    name = op.column_name
+    """Each part of an ALTER COLUMN in turn: the first refused one answers."""
     # COMMENT ON COLUMN: ok on every measured table; SET/DROP DEFAULT too on 2.0
     changes_default = op.modify_server_default is not False  # False: left as it is
     if changes_default and traits.blocked and not support.default_on_depended_table:
         return False, f"DuckDB 1.4: SET/DROP DEFAULT: {_DEPENDS}"
+    name = op.column_name
     if op.modify_nullable is not None:
         if traits.blocked:
             return False, f"SET/DROP NOT NULL: {_DEPENDS}"
         if op.modify_nullable and name in traits.pk_columns:
             return False, 'DROP NOT NULL: "column ... is in a primary key"'
     if op.modify_type is not None:
-        if name in traits.indexed_columns:
-            return False, 'type: "Cannot change the type of this column: an index depends on it!"'
-        if traits.blocked:
-            return False, f"type: {_DEPENDS}"
-        if name in traits.fk_columns:
-            return False, 'type: "Cannot change the type of a column that has a FOREIGN KEY"'
-        if name in traits.keyed:
-            return False, 'type: "... that has a UNIQUE or PRIMARY KEY constraint specified"'
-        if name in traits.checked_columns:
-            return False, 'type: "... that has a CHECK constraint specified"'
+        can, why = _alter_type(name, traits)
+        if not can:
+            return can, why
     if op.modify_name is not None:
         if traits.blocked:
             return False, f"RENAME COLUMN: {_DEPENDS}"
         if name in traits.fk_columns:
             return False, 'RENAME COLUMN: "involved in the foreign key constraint"'
+    return True, OK
+
+
+def _alter_type(name: str, traits: TableTraits) -> tuple[bool, str]:
+    if name in traits.indexed_columns:
+        return False, 'type: "Cannot change the type of this column: an index depends on it!"'
+    if traits.blocked:
+        return False, f"type: {_DEPENDS}"
+    if name in traits.fk_columns:
+        return False, 'type: "Cannot change the type of a column that has a FOREIGN KEY"'
+    if name in traits.keyed:
+        return False, 'type: "... that has a UNIQUE or PRIMARY KEY constraint specified"'
+    if name in traits.checked_columns:
+        return False, 'type: "... that has a CHECK constraint specified"'
     return True, OK
 
 
