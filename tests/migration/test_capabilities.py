@@ -23,7 +23,7 @@ from egregora.database.migration.capabilities import (
     traits_from_database,
     traits_from_table,
 )
-from egregora.database.migration.duckdb_versions import alter_support
+from egregora.database.migration.duckdb_versions import features
 
 CELLS = list(cells())
 
@@ -39,7 +39,7 @@ def test_rule_matches_duckdb(case: Case, trait: Trait) -> None:
         result.table, result.referenced
     )
     # the rules of the DuckDB this runs on (constraints/: each end of the range)
-    can, reason = duckdb_can_alter(result.op, result.traits, alter_support())
+    can, reason = duckdb_can_alter(result.op, result.traits, features())
     assert can == result.outcome.ok, f"rule: {can} ({reason}); DuckDB: {result.outcome.cell()}"
 
 

@@ -5,7 +5,7 @@ runs every plain op Alembic autogenerate emits on tables of every shape; each
 rule below quotes the error DuckDB gave. ``tests/migration/test_capabilities.py``
 re-runs the same cells and checks this module against them on the DuckDB it
 runs on, so a DuckDB upgrade that changes a rule fails there. Where 1.4 and
-2.0 differ, the rules ask an :class:`AlterSupport`
+2.0 differ, the rules ask an :class:`DuckDBFeatures`
 (:mod:`egregora.database.migration.duckdb_versions` says what differs);
 autogenerate asks with ``PORTABLE``, what every supported DuckDB does.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from egregora.database.migration.duckdb_versions import PORTABLE, AlterSupport
+from egregora.database.migration.duckdb_versions import PORTABLE, DuckDBFeatures
 
 OK = "DuckDB's ALTER does it"
 
@@ -68,7 +68,7 @@ _DEPENDS = 'explicit index or referencing FOREIGN KEY: "Cannot alter entry ... d
 
 
 def duckdb_can_alter(
-    op: ops.MigrateOperation, traits: TableTraits, support: AlterSupport = PORTABLE
+    op: ops.MigrateOperation, traits: TableTraits, support: DuckDBFeatures = PORTABLE
 ) -> tuple[bool, str]:
     """Whether DuckDB's ALTER does ``op`` on a table with these ``traits``, and why.
 
@@ -131,7 +131,7 @@ _CONSTRAINED_1_4 = 'DuckDB 1.4: "Adding columns with constraints not yet support
 
 
 def _add_column(
-    column: sa.Column[object], traits: TableTraits, support: AlterSupport
+    column: sa.Column[object], traits: TableTraits, support: DuckDBFeatures
 ) -> tuple[bool, str]:
     if column.computed is not None:
         return (
@@ -156,7 +156,7 @@ def _add_column(
 
 
 def _add_unique(
-    columns: frozenset[str], traits: TableTraits, support: AlterSupport
+    columns: frozenset[str], traits: TableTraits, support: DuckDBFeatures
 ) -> tuple[bool, str]:
     if not support.add_unique:
         return False, 'DuckDB 1.4: ADD UNIQUE: "No support for that ALTER TABLE option yet!"'
@@ -198,7 +198,7 @@ def _after_column(name: str, order: tuple[str, ...]) -> frozenset[str]:
 
 
 def _alter_column(
-    op: ops.AlterColumnOp, traits: TableTraits, support: AlterSupport
+    op: ops.AlterColumnOp, traits: TableTraits, support: DuckDBFeatures
 ) -> tuple[bool, str]:
     """Each part of an ALTER COLUMN in turn: the first refused one answers."""
     # COMMENT ON COLUMN: ok on every measured table; SET/DROP DEFAULT too on 2.0
