@@ -1,26 +1,51 @@
-# Two commands on a fresh machine with Python 3.11+:
-#   make upgrade   set up .venv and upgrade the default database to head
-#   make test      set up .venv and run the test suite
+# On a fresh machine with Python 3.11+:
+#   make upgrade    set up .venv and upgrade the default database to head
+#   make test       set up .venv and run the fast suite (no test marked slow)
+#   make test-all   the whole suite (what CI runs), then the fast suite on DuckDB 1.4
+# .venv holds the newest supported DuckDB, .venv-duckdb-1.4 the oldest (the
+# Egregora application's): constraints/ pins each end, pyproject.toml the range.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OLDEST := .venv-duckdb-1.4
+OLDEST_STAMP := $(OLDEST)/.installed
+PYTEST_FAST := -m "not slow"
 
-.PHONY: setup upgrade test lint bench clean
+.PHONY: setup setup-duckdb-1.4 upgrade test test-all test-slow test-duckdb-1.4 lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/duckdb-2.0.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints/duckdb-2.0.txt -e '.[dev]'
 	touch $(STAMP)
 
+$(OLDEST_STAMP): pyproject.toml constraints/duckdb-1.4.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -c constraints/duckdb-1.4.txt -e '.[dev]'
+	touch $(OLDEST_STAMP)
+
 setup: $(STAMP)
+
+setup-duckdb-1.4: $(OLDEST_STAMP)
 
 upgrade: $(STAMP)
 	$(BIN)/alembic upgrade head
 
 test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_FAST)
+
+# everything, on both ends of the DuckDB range (the slow tests on the newest only)
+test-all: $(STAMP) $(OLDEST_STAMP)
 	$(BIN)/python -m pytest
+	$(MAKE) test-duckdb-1.4
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+test-duckdb-1.4: $(OLDEST_STAMP)
+	$(OLDEST)/bin/python -m pytest $(PYTEST_FAST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic benchmarks
@@ -31,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/copy_swap.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OLDEST)

@@ -37,6 +37,7 @@ from egregora.database.migration.capabilities import (
     duckdb_can_alter,
     traits_from_database,
 )
+from egregora.database.migration.duckdb_versions import features
 
 TABLE = "t"
 
@@ -600,7 +601,7 @@ def main() -> None:
             continue
         result = run_cell(case, trait)
         raw[case.name, trait.name] = result.outcome.cell()
-        rule, reason = duckdb_can_alter(result.op, result.traits)
+        rule, reason = duckdb_can_alter(result.op, result.traits, features())
         if rule != result.outcome.ok:
             disagreements.append(f"{case.name} | {trait.name}: rule says {rule} ({reason})")
         if args.impl:

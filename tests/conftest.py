@@ -147,6 +147,22 @@ def alembic_config() -> dict[str, str]:
     return {"file": str(ALEMBIC_INI), "script_location": str(ROOT / "alembic")}
 
 
+@pytest.fixture(scope="session")
+def oldest_python() -> Path:
+    """The Python of the oldest supported DuckDB's environment (``.venv-duckdb-1.4``).
+
+    ``make setup-duckdb-1.4`` builds it from the project's own files
+    (constraints/duckdb-1.4.txt) when missing, and keeps it between runs.
+    """
+    if not duckdb.__version__.startswith("2."):
+        return Path(sys.executable)  # this suite runs on the older DuckDB already
+    built = subprocess.run(
+        ["make", "-s", "setup-duckdb-1.4"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert built.returncode == 0, f"make setup-duckdb-1.4 failed:\n{built.stderr[-2000:]}"
+    return ROOT / ".venv-duckdb-1.4" / "bin" / "python"
+
+
 # pytest-alembic: its built-in tests run on a real DuckDB file, and on PostgreSQL.
 @pytest.fixture(params=["duckdb", "postgresql"])
 def alembic_engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:

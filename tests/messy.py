@@ -324,6 +324,10 @@ def _shuffled(rng: random.Random, rows: Iterable[dict[str, Any]]) -> list[dict[s
     return out
 
 
+#: the storage format of the files in the field (what DuckDB 1.4 creates)
+FIELD_STORAGE_VERSION = "v1.0.0"
+
+
 def build_v3(path: Path, n: int = 1000, seed: int = 20261128) -> MessyV3:
     """Create a V3 database at ``path`` with about ``n`` posts and proportional tables.
 
@@ -700,7 +704,9 @@ def build_v3(path: Path, n: int = 1000, seed: int = 20261128) -> MessyV3:
         "tasks": tasks,
         "annotations": annotations,
     }
-    con = duckdb.connect(str(path))
+    # in the format the application's DuckDB 1.4 creates (its default setting,
+    # v0.10.2, writes the v1.0.0 format: measured on 1.4.3), as field files are
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": FIELD_STORAGE_VERSION})
     try:
         legacy.create(con)
         for table, table_rows in data.items():

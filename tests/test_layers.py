@@ -68,10 +68,19 @@ def internal_edges(module: str) -> set[str]:
     return edges - {module}
 
 
+#: the run-time layer an application imports without the ``ibis`` extra
+RUN_TIME = (
+    "egregora.database.schemas",
+    "egregora.database.guard",
+    "egregora.database.duckdb_guard",
+    "egregora.database.erd",
+)
+
+
 def test_the_application_modules_never_import_alembic() -> None:
     code = (
         "import sys\n"
-        "import egregora.database.schemas, egregora.database.guard, egregora.database.erd\n"
+        f"import {', '.join(RUN_TIME)}, egregora.database.ibis_schemas\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'\n"
         "             or m.startswith('egregora.database.migration'))\n"
         "print(','.join(bad))\n"
@@ -80,6 +89,27 @@ def test_the_application_modules_never_import_alembic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_run_time_layer_loads_no_ibis() -> None:
+    """Only ``ibis_schemas`` imports ibis: without it, ibis is never loaded, and the
+    run-time layer works where ibis is not installed (an import of it fails here)."""
+    code = (
+        "import sys\n"
+        "sys.modules['ibis'] = None  # as if not installed: importing it raises\n"
+        f"import {', '.join(RUN_TIME)}\n"
+        "from egregora.database import schemas\n"
+        "assert schemas.ALLOWED_VALUES['tasks']['task_type'] == schemas.TASK_TYPES\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ibis' and sys.modules[m]))\n"
+        "try:\n"
+        "    import egregora.database.ibis_schemas\n"
+        "except ImportError:\n"
+        "    print('ibis_schemas needs ibis')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "ibis_schemas needs ibis"]
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -210,7 +210,36 @@ APPEND_ONLY_TABLES: Final = tuple(
     table.name for table in metadata.sorted_tables if table.info.get(APPEND_ONLY)
 )
 
+
+def allowed_values(table: sa.Table) -> dict[str, tuple[str, ...]]:
+    """``{column: values}`` of each ``column IN (...)`` CHECK of ``table``, read from the CHECKs.
+
+    What the database enforces is what the application gets: the values come
+    out of the constraints themselves, not from a second list.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for check in sorted(table.constraints, key=lambda c: str(c.name)):
+        if not isinstance(check, sa.CheckConstraint):
+            continue
+        expression = check.sqltext
+        if (
+            isinstance(expression, sa.BinaryExpression)
+            and expression.operator is sa.sql.operators.in_op
+            and isinstance(expression.left, sa.ColumnClause)
+            and isinstance(expression.right, sa.BindParameter)
+        ):
+            found[expression.left.name] = tuple(expression.right.value or ())
+    return found
+
+
+#: ``{table: {column: allowed values}}``: every IN-list CHECK of the schema, as data
+#: (``ALLOWED_VALUES["tasks"]["task_type"]``), one source with the CHECKs.
+ALLOWED_VALUES: Final = {
+    table.name: values for table in metadata.sorted_tables if (values := allowed_values(table))
+}
+
 __all__ = [
+    "ALLOWED_VALUES",
     "ANNOTATION_PARENT_TYPES",
     "APPEND_ONLY",
     "APPEND_ONLY_TABLES",
@@ -220,6 +249,7 @@ __all__ = [
     "REPLACED_PARENT",
     "TASK_STATUSES",
     "TASK_TYPES",
+    "allowed_values",
     "annotations",
     "check_name",
     "journals",

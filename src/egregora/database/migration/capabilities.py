@@ -1,10 +1,13 @@
 """What DuckDB's ``ALTER TABLE`` can do, as data: one rule per measured error.
 
-Measured on DuckDB 2.0.1 by ``benchmarks/measure_alter.py``, which runs every
-plain op Alembic autogenerate emits on tables of every shape; each rule below
-quotes the error DuckDB gave. ``tests/migration/test_capabilities.py`` re-runs the same
-cells and checks this module against them, so a DuckDB upgrade that changes
-a rule fails there.
+Measured on DuckDB 2.0.1 and 1.4.3 by ``benchmarks/measure_alter.py``, which
+runs every plain op Alembic autogenerate emits on tables of every shape; each
+rule below quotes the error DuckDB gave. ``tests/migration/test_capabilities.py``
+re-runs the same cells and checks this module against them on the DuckDB it
+runs on, so a DuckDB upgrade that changes a rule fails there. Where 1.4 and
+2.0 differ, the rules ask an :class:`DuckDBFeatures`
+(:mod:`egregora.database.migration.duckdb_versions` says what differs);
+autogenerate asks with ``PORTABLE``, what every supported DuckDB does.
 
 The answers are about DuckDB's capability only: an op answered ``True`` can
 still fail on the rows (``SET NOT NULL`` over NULLs, a UNIQUE over
@@ -20,6 +23,8 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from alembic.operations import ops
+
+from egregora.database.migration.duckdb_versions import PORTABLE, DuckDBFeatures
 
 OK = "DuckDB's ALTER does it"
 
@@ -62,15 +67,17 @@ PLAIN = TableTraits(False, frozenset(), (), frozenset(), False, False, False)
 _DEPENDS = 'explicit index or referencing FOREIGN KEY: "Cannot alter entry ... depend on it"'
 
 
-def duckdb_can_alter(op: ops.MigrateOperation, traits: TableTraits) -> tuple[bool, str]:
+def duckdb_can_alter(
+    op: ops.MigrateOperation, traits: TableTraits, support: DuckDBFeatures = PORTABLE
+) -> tuple[bool, str]:
     """Whether DuckDB's ALTER does ``op`` on a table with these ``traits``, and why.
 
-    ``ModifyTableOps`` is answered op by op, each against the table as the
-    earlier ones leave it.
+    ``support``: which DuckDB; by default, every supported one. ``ModifyTableOps``
+    is answered op by op, each against the table as the earlier ones leave it.
     """
     if isinstance(op, ops.ModifyTableOps):
         for sub in op.ops:
-            can, reason = duckdb_can_alter(sub, traits)
+            can, reason = duckdb_can_alter(sub, traits, support)
             if not can:
                 return False, reason
             traits = _after(sub, traits)
@@ -79,13 +86,13 @@ def duckdb_can_alter(op: ops.MigrateOperation, traits: TableTraits) -> tuple[boo
         if isinstance(op, kinds):
             return answer
     if isinstance(op, ops.AddColumnOp):
-        return _add_column(op.column, traits)
+        return _add_column(op.column, traits, support)
     if isinstance(op, ops.DropColumnOp):
         return _drop_column(op.column_name, traits)
     if isinstance(op, ops.AlterColumnOp):
-        return _alter_column(op, traits)
+        return _alter_column(op, traits, support)
     if isinstance(op, ops.CreateUniqueConstraintOp):
-        return _add_unique(frozenset(op.columns), traits)
+        return _add_unique(frozenset(op.columns), traits, support)
     if isinstance(op, ops.CreatePrimaryKeyOp):
         return _add_primary_key(traits)
     return False, f"not measured: {type(op).__name__}"
@@ -119,7 +126,13 @@ def _add_primary_key(traits: TableTraits) -> tuple[bool, str]:
     return True, OK
 
 
-def _add_column(column: sa.Column[object], traits: TableTraits) -> tuple[bool, str]:
+# DuckDB 1.4's refusal of ADD COLUMN with NOT NULL or UNIQUE (2.0 does it)
+_CONSTRAINED_1_4 = 'DuckDB 1.4: "Adding columns with constraints not yet supported"'
+
+
+def _add_column(
+    column: sa.Column[object], traits: TableTraits, support: DuckDBFeatures
+) -> tuple[bool, str]:
     if column.computed is not None:
         return (
             False,
@@ -133,14 +146,20 @@ def _add_column(column: sa.Column[object], traits: TableTraits) -> tuple[bool, s
     if column.primary_key:
         # Alembic's add_column leaves a PRIMARY KEY out: the column is added unkeyed
         return False, "ADD COLUMN does not add a PRIMARY KEY"
+    if (not column.nullable or column.unique) and not support.constrained_column:
+        return False, _CONSTRAINED_1_4
     if not column.nullable and traits.blocked:
         return False, f"NOT NULL (with or without DEFAULT): {_DEPENDS}"
     if column.unique:
-        return _add_unique(frozenset([column.name]), traits)
+        return _add_unique(frozenset([column.name]), traits, support)
     return True, OK  # nullable ADD COLUMN: ok on every measured table
 
 
-def _add_unique(columns: frozenset[str], traits: TableTraits) -> tuple[bool, str]:
+def _add_unique(
+    columns: frozenset[str], traits: TableTraits, support: DuckDBFeatures
+) -> tuple[bool, str]:
+    if not support.add_unique:
+        return False, 'DuckDB 1.4: ADD UNIQUE: "No support for that ALTER TABLE option yet!"'
     if columns in traits.unique_sets:
         return False, 'already UNIQUE: "already has the constraint UNIQUE(...)"'
     if traits.blocked:
@@ -178,30 +197,43 @@ def _after_column(name: str, order: tuple[str, ...]) -> frozenset[str]:
     return frozenset(order[order.index(name) + 1 :])
 
 
-def _alter_column(op: ops.AlterColumnOp, traits: TableTraits) -> tuple[bool, str]:
+def _alter_column(
+    op: ops.AlterColumnOp, traits: TableTraits, support: DuckDBFeatures
+) -> tuple[bool, str]:
+    """Each part of an ALTER COLUMN in turn: the first refused one answers."""
+    # COMMENT ON COLUMN: ok on every measured table; SET/DROP DEFAULT too on 2.0
+    changes_default = op.modify_server_default is not False  # False: left as it is
+    if changes_default and traits.blocked and not support.default_on_depended_table:
+        return False, f"DuckDB 1.4: SET/DROP DEFAULT: {_DEPENDS}"
     name = op.column_name
-    # SET/DROP DEFAULT and COMMENT ON COLUMN: ok on every measured table
     if op.modify_nullable is not None:
         if traits.blocked:
             return False, f"SET/DROP NOT NULL: {_DEPENDS}"
         if op.modify_nullable and name in traits.pk_columns:
             return False, 'DROP NOT NULL: "column ... is in a primary key"'
     if op.modify_type is not None:
-        if name in traits.indexed_columns:
-            return False, 'type: "Cannot change the type of this column: an index depends on it!"'
-        if traits.blocked:
-            return False, f"type: {_DEPENDS}"
-        if name in traits.fk_columns:
-            return False, 'type: "Cannot change the type of a column that has a FOREIGN KEY"'
-        if name in traits.keyed:
-            return False, 'type: "... that has a UNIQUE or PRIMARY KEY constraint specified"'
-        if name in traits.checked_columns:
-            return False, 'type: "... that has a CHECK constraint specified"'
+        can, why = _alter_type(name, traits)
+        if not can:
+            return can, why
     if op.modify_name is not None:
         if traits.blocked:
             return False, f"RENAME COLUMN: {_DEPENDS}"
         if name in traits.fk_columns:
             return False, 'RENAME COLUMN: "involved in the foreign key constraint"'
+    return True, OK
+
+
+def _alter_type(name: str, traits: TableTraits) -> tuple[bool, str]:
+    if name in traits.indexed_columns:
+        return False, 'type: "Cannot change the type of this column: an index depends on it!"'
+    if traits.blocked:
+        return False, f"type: {_DEPENDS}"
+    if name in traits.fk_columns:
+        return False, 'type: "Cannot change the type of a column that has a FOREIGN KEY"'
+    if name in traits.keyed:
+        return False, 'type: "... that has a UNIQUE or PRIMARY KEY constraint specified"'
+    if name in traits.checked_columns:
+        return False, 'type: "... that has a CHECK constraint specified"'
     return True, OK
 
 

@@ -415,6 +415,18 @@ def _norm(text: str | None) -> str | None:
     return None if text is None else normalize_sql(text)
 
 
+def _generated(cursor: Any, table: str, defaulted: set[str]) -> set[str]:
+    """The generated columns among ``defaulted`` (those with a default or an expression).
+
+    DuckDB 1.4's information_schema leaves ``is_generated`` NULL (2.0 fills it),
+    and ``duckdb_columns().column_default`` holds a generated column's expression
+    as if it were a default. DESCRIBE tells them apart on both: it shows no
+    default for a generated column (measured on 1.4.3 and 2.0.1).
+    """
+    rows = cursor.execute(f"DESCRIBE {DuckDBDialect().identifier_preparer.quote(table)}")
+    return {row[0] for row in rows.fetchall() if row[0] in defaulted and row[4] is None}
+
+
 def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:
     """The stored definitions of the tables ``names`` of the current schema (DuckDB)."""
     wanted = list(names)
@@ -431,21 +443,20 @@ def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:
     ).fetchall():
         if sql:  # key constraints' own indexes have no text: the CREATE TABLE has them
             indexes.setdefault(table, []).append(sql)
-    generated: dict[str, set[str]] = {}
+    defaulted: dict[str, set[str]] = {}
     comments: dict[str, list[tuple[str, str]]] = {}
-    for table, column, is_generated, comment in cursor.execute(
-        "SELECT c.table_name, c.column_name, i.is_generated = 'ALWAYS', c.comment "
-        "FROM duckdb_columns() AS c JOIN information_schema.columns AS i "
-        "ON i.table_schema = c.schema_name AND i.table_name = c.table_name "
-        "AND i.column_name = c.column_name "
-        "WHERE c.schema_name = current_schema() AND c.table_name IN (SELECT unnest(?)) "
-        "ORDER BY c.column_index",
+    for table, column, has_default, comment in cursor.execute(
+        "SELECT table_name, column_name, column_default IS NOT NULL, comment "
+        "FROM duckdb_columns() "
+        "WHERE schema_name = current_schema() AND table_name IN (SELECT unnest(?)) "
+        "ORDER BY column_index",
         [wanted],
     ).fetchall():
-        if is_generated:
-            generated.setdefault(table, set()).add(column)
+        if has_default:
+            defaulted.setdefault(table, set()).add(column)
         if comment:
             comments.setdefault(table, []).append((column, comment))
+    generated = {table: _generated(cursor, table, cols) for table, cols in defaulted.items()}
     return {
         table: StoredTable(
             name=table,

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from egregora.database.migration.duckdb_versions import STORAGE_SETTING, STORAGE_VERSION
 from egregora.database.migration.errors import DatabaseUnavailable
 
 DEFAULT_URL = "duckdb:///egregora.duckdb"
@@ -87,5 +88,14 @@ def _check_duckdb_path(url: str, database: str | None) -> None:
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An engine that holds no connection open between uses."""
-    return sa.create_engine(parse_url(url), poolclass=NullPool)
+    """An engine that holds no connection open between uses.
+
+    On DuckDB, a file it creates is written in :data:`STORAGE_VERSION`, which
+    every supported DuckDB reads (the URL's own ``?storage_compatibility_version=``
+    wins); an existing file keeps its format.
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "duckdb":
+        return sa.create_engine(parsed, poolclass=NullPool)
+    storage = {"config": {STORAGE_SETTING: STORAGE_VERSION}}
+    return sa.create_engine(parsed, poolclass=NullPool, connect_args=storage)
