@@ -186,7 +186,7 @@ class RebuildPlanner(StepPlanner):
         if self.stash_target:
             steps.append(Step("stash", name, f"CREATE TABLE {self.q(staged)} AS {source}"))
         else:
-            steps.append(Step("copy", name, self.create_sql(self.target, staged)))
+            steps.append(self.create_step(self.target, staged))
             steps.append(Step("copy", name, self.insert_sql(staged, list(self.values), source)))
         return steps
 
@@ -202,7 +202,7 @@ class RebuildPlanner(StepPlanner):
                 for sequence in self.implicit_sequences(self.target)
             ),
             Step("swap", name, f"ALTER TABLE {self.q(name)} RENAME TO {self.q(aside)}"),
-            Step("copy", name, self.create_sql(self.target, name)),
+            self.create_step(self.target, name),
             Step("copy", name, self.insert_sql(name, list(self.values), source)),
             Step("drop", name, f"DROP TABLE {self.q(aside)}"),
             *self.finish_steps(self.target),
@@ -297,7 +297,7 @@ class RebuildPlanner(StepPlanner):
         stash = table.name + STASH_SUFFIX
         select = f"SELECT {self.cols(columns)} FROM {self.q(stash)}"
         return [
-            Step("copy", table.name, self.create_sql(table, table.name)),
+            self.create_step(table, table.name),
             Step("copy", table.name, self.insert_sql(table.name, columns, select)),
             Step("cleanup", table.name, f"DROP TABLE {self.q(stash)}"),
             *self.finish_steps(table),
@@ -325,6 +325,11 @@ class RebuildPlanner(StepPlanner):
         for column, text in stored.column_comments:
             steps.append(Step("comment", name, self.comment_sql(name, column, text)))
         return steps
+
+    def create_step(self, table: sa.Table, as_name: str) -> Step:
+        """The CREATE TABLE step; it builds the key indexes it declares (inline_keys)."""
+        keys = len(key_constraints(table)) if table.name in self.inline_keys else 0
+        return Step("copy", table.name, self.create_sql(table, as_name), keys=keys)
 
     def create_sql(self, table: sa.Table, as_name: str) -> str:
         """CREATE TABLE for ``table`` under ``as_name``; keys only where inline_keys says."""

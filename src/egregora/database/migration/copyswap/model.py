@@ -266,6 +266,13 @@ class Step:
     table: str
     sql: str
     online: tuple[str, ...] = ()
+    #: key indexes a CREATE TABLE builds, declaring its keys inline (DuckDB's fusion)
+    keys: int = 0
+
+    @property
+    def indexes_built(self) -> int:
+        """The indexes this step builds, for reports: an index step's, or inline keys."""
+        return int(self.phase == "index") + self.keys
 
 
 @dataclass(frozen=True)

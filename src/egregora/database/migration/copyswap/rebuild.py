@@ -279,7 +279,7 @@ class _Rebuild:
             if step.phase == "finish":
                 self.collect_quarantined(outcomes)
             outcomes[step.table].seconds += self.run_step(plan, step, revision)
-            outcomes[step.table].indexes_built += step.phase == "index"
+            outcomes[step.table].indexes_built += step.indexes_built
         for outcome in outcomes.values():
             self.settle(plan, outcome)
             self.add_report(outcome, violations)

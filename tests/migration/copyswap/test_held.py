@@ -241,6 +241,33 @@ def test_the_report_gives_each_revision_its_own_rows(
     assert report["rebuild_seconds"] > 0
 
 
+def test_the_report_counts_the_indexes_a_fused_write_builds(
+    fused_and_stepwise: tuple[Path, Path, Path, str], tmp_path: Path
+) -> None:
+    """Issue 25, item 3: keys declared in a fused write's CREATE TABLE are indexes built.
+
+    Fused, items is written once (r3) with its PRIMARY KEY, owners once (r1)
+    with its own: one index each. Before, the fused report said 0 for both,
+    while the run without fusion said 1 for each write.
+    """
+    _, _, report_path, _ = fused_and_stepwise
+    fused = json.loads(report_path.read_text())
+    built = {t["table"]: 0 for t in fused["tables"]}
+    for t in fused["tables"]:
+        built[t["table"]] += t["indexes_built"]
+    assert built == {"items": 1, "owners": 1}
+    ini = report_path.parent / "alembic.ini"
+    path, unfused = seeded(ini, tmp_path / "unfused.duckdb"), tmp_path / "unfused.json"
+    done = alembic(
+        ini, path, "upgrade", "head", on_violation="quarantine", fuse="false", report=str(unfused)
+    )
+    assert done.returncode == 0, done.stderr
+    stepwise = json.loads(unfused.read_text())["tables"]
+    # without fusion each write of a keyed table builds its key: the same counts
+    last = {t["table"]: t["indexes_built"] for t in stepwise if t["rows_copied"]}
+    assert last == built
+
+
 def test_downgrade_after_a_fused_upgrade_matches_one_by_one(
     fused_and_stepwise: tuple[Path, Path, Path, str],
 ) -> None:
