@@ -7,6 +7,8 @@
   third-party package only where a module says why (``ALLOWED_PRIVATE``).
 - The engine is chosen once, by dialect name: only the registries
   (``dialects.py``, ``copyswap/planner.py``) and the impls read it.
+- Planning reads no database: the planning modules import no connection,
+  catalog, run state or impl (``PLANNING``, ``NOT_PLANNING``).
 """
 
 from __future__ import annotations
@@ -189,3 +191,68 @@ def test_the_engine_is_chosen_in_one_place(path: Path) -> None:
         r"""dialect\.name\b|["'](?:duckdb|postgresql)["']\s*:""", path.read_text()
     )
     assert compares == [] or str(path.relative_to(SRC)) in CHOOSERS
+
+
+M = "egregora.database.migration"
+#: Planning: pure functions of definitions and facts already read (sqlite-utils'
+#: transform_sql): printable and testable without a database.
+PLANNING = [
+    f"{M}.copyswap.{name}"
+    for name in (
+        "model",
+        "planner",
+        "fusion",
+        "rules",
+        "steps",
+        "duckdb",
+        "postgresql",
+        "writer",
+        "barriers",
+        "validate",
+    )
+] + [f"{M}.definitions"]
+#: What planning never imports: connections, the catalog, the run, the engines' impls.
+NOT_PLANNING = (
+    "duckdb",
+    "psycopg",
+    "alembic",
+    f"{M}.catalog",
+    f"{M}.impl",
+    f"{M}.dialects",
+    f"{M}.duckdb",
+    f"{M}.postgresql",
+    f"{M}.runstate",
+    f"{M}.environment",
+    f"{M}.copyswap.rebuild",
+    f"{M}.copyswap.held",
+    f"{M}.copyswap.script",
+    f"{M}.copyswap.toimpl",
+    f"{M}.copyswap.preflight",
+    f"{M}.adoption",
+)
+
+
+def forbidden_in_planning(module: str) -> list[str]:
+    """What ``module`` imports that planning may not (see NOT_PLANNING)."""
+    found = []
+    for imported, names in imports(module):
+        targets = [imported, *(f"{imported}.{n}" for n in names)]
+        for target in targets:
+            if any(target == bad or target.startswith(bad + ".") for bad in NOT_PLANNING):
+                found.append(target)
+    return found
+
+
+@pytest.mark.parametrize("module", PLANNING)
+def test_planning_reads_no_database(module: str) -> None:
+    """A plan comes from data: no planning module reaches a connection, the catalog or the run.
+
+    The bridges are stated: ``sequences.py`` asks duckdb-sqlalchemy how it names
+    implicit sequences, ``duckdb_versions.py`` what the installed DuckDB does.
+    """
+    assert forbidden_in_planning(module) == []
+
+
+def test_the_planning_check_could_fail() -> None:
+    assert forbidden_in_planning(f"{M}.copyswap.rebuild")  # it runs plans: it reads
+    assert forbidden_in_planning(f"{M}.duckdb.impl")

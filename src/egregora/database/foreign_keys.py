@@ -40,14 +40,18 @@ def deferrable(fk: sa.ForeignKeyConstraint) -> bool:
     return bool(fk.deferrable) or str(fk.initially or "").upper() == "DEFERRED"
 
 
-def enforced_by(fk: sa.ForeignKeyConstraint, dialect_name: str) -> bool:
-    """Whether a database of ``dialect_name`` enforces ``fk`` itself (else: checked by us)."""
-    return not (dialect_name == CANT_DEFER and deferrable(fk))
+Database = str | sa.engine.Dialect
 
 
-def enforced_fks(table: sa.Table, dialect_name: str) -> list[sa.ForeignKeyConstraint]:
-    """The table's FOREIGN KEYs that a ``dialect_name`` database enforces itself."""
-    return [fk for fk in table.foreign_key_constraints if enforced_by(fk, dialect_name)]
+def enforced_by(fk: sa.ForeignKeyConstraint, database: Database) -> bool:
+    """Whether ``database`` (a dialect, or its name) enforces ``fk`` itself (else: checked)."""
+    name = database if isinstance(database, str) else database.name
+    return not (name == CANT_DEFER and deferrable(fk))
+
+
+def enforced_fks(table: sa.Table, database: Database) -> list[sa.ForeignKeyConstraint]:
+    """The table's FOREIGN KEYs that ``database`` (a dialect, or its name) enforces itself."""
+    return [fk for fk in table.foreign_key_constraints if enforced_by(fk, database)]
 
 
 @compiles(sa.ForeignKeyConstraint, CANT_DEFER)

@@ -82,7 +82,7 @@ class RebuildPlanner(StepPlanner):
         # t__ccs_new references it, and the parent can no longer be dropped.
         # A table with FOREIGN KEYs is therefore stashed, then created under
         # its own name (one extra, constraint-free copy).
-        self.stash_target = bool(enforced_fks(self.target, self.dialect.name))
+        self.stash_target = bool(enforced_fks(self.target, self.dialect))
         self.staged = self.name + (STASH_SUFFIX if self.stash_target else NEW_SUFFIX)
         # Unless the table can be moved aside: renamed, then the new one created
         # under its name and filled from the old one, dropped after. That spares
@@ -381,7 +381,7 @@ class RebuildPlanner(StepPlanner):
                 [f"{referred_table(fk)}.{r}" for r in referred_columns(fk)],
             )
             for fk in sorted_fks(table)
-            if enforced_by(fk, self.dialect.name)  # the others: checked (integrity.py)
+            if enforced_by(fk, self.dialect)  # the others: checked (integrity.py)
         ]
         return constraints  # keys: see create_sql
 

@@ -258,7 +258,7 @@ class RulePlanner(SqlWriter):
             was = old_fks.get(fk_reference(fk))
             # the rows obey a key the database enforced; one it did not enforce
             # (deferrable, on DuckDB: foreign_keys.py) may have orphans, judged anew
-            if untouched and was is not None and enforced_by(was, self.dialect.name):
+            if untouched and was is not None and enforced_by(was, self.dialect):
                 continue
             parent = self.parent_rows(referred_table(fk))
             rules.append(self.fk_rule(self.name, fk, src, parent, parent))

@@ -162,7 +162,7 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
         # one: egregora.database.foreign_keys), so the database never has it;
         # comparing it would propose adding it forever. alembic check runs
         # egregora.database.integrity over it instead.
-        for fk in [fk for fk in metadata_fks if not enforced_by(fk, self.dialect.name)]:
+        for fk in [fk for fk in metadata_fks if not enforced_by(fk, self.dialect)]:
             metadata_fks.discard(fk)
         declared = {fk_signature(fk): fk for fk in metadata_fks}
         for conn_fk in conn_fks:
