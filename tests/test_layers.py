@@ -175,8 +175,6 @@ CHOOSERS = {
     "egregora/database/migration/postgresql/impl.py",
     # URLs, checked before any connection (or dialect) exists
     "egregora/database/migration/config.py",
-    # its reads by engine move onto the impls with the adoption work (issue 21)
-    "egregora/database/migration/catalog.py",
 }
 
 

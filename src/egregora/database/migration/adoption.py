@@ -27,8 +27,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.migration.assessment import Assessment, Inputs, assess
-from egregora.database.migration.catalog import tables_and_views
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
+from egregora.database.migration.dialects import catalog_of
 from egregora.database.migration.errors import AdoptionRefused
 from egregora.database.migration.runstate import run_of
 
@@ -66,7 +66,7 @@ def create_or_adopt(
     # tables and views first: the rebuilds are then held back (copyswap/held.py) and
     # written with the later revisions' rebuilds of the same tables, each table once
     tables = [baseline.tables[n] for n in found.create]
-    _create(op, tables, views, existing_views=tables_and_views(bind)[1])
+    _create(op, tables, views, existing_views=catalog_of(bind).tables_and_views()[1])
     for _, rebuild in sorted(found.rebuilds.items()):
         op.invoke(CreateCopySwapOp(rebuild.target, column_map=rebuild.column_map))
 
@@ -133,7 +133,7 @@ def note_for_current(context: EnvironmentContext, connection: sa.Connection) -> 
     """
     began = not connection.in_transaction()
     try:
-        tables, _ = tables_and_views(connection)
+        tables, _ = catalog_of(connection).tables_and_views()
         base = _baseline(context)
         if VERSION_TABLE in tables or base is None:
             return

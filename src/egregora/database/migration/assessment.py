@@ -34,16 +34,10 @@ from egregora.database.migration.catalog import (
     ColumnShape,
     ConstraintShape,
     TableShape,
-    database_shapes,
-    expected_shapes,
-    macro_names,
-    sequence_names,
-    spelled_checks,
-    tables_and_views,
-    undeclared_indexes,
     values_in,
 )
 from egregora.database.migration.definitions import fk_signature
+from egregora.database.migration.dialects import catalog_of
 
 VERSION_TABLE = "alembic_version"
 #: The later lineage of Egregora files: one ``documents`` table, a kind per row.
@@ -105,7 +99,7 @@ class Inputs:
 
 def assess(bind: sa.Connection, inputs: Inputs) -> Assessment:
     """Compare the file behind ``bind`` with the baseline; change nothing."""
-    tables, views = tables_and_views(bind)
+    tables, views = catalog_of(bind).tables_and_views()
     existing = tables - {VERSION_TABLE}
     if not existing:
         return Assessment(empty=True)
@@ -126,10 +120,14 @@ def assess(bind: sa.Connection, inputs: Inputs) -> Assessment:
         Difference(name, "the table is missing", "created empty, as V3 defines it")
         for name in found.create
     ]
-    expected = expected_shapes(bind, [inputs.baseline.tables[n] for n in sorted(present)])
-    actual = database_shapes(bind, present)
+    expected = catalog_of(bind).expected_shapes(
+        [inputs.baseline.tables[n] for n in sorted(present)]
+    )
+    actual = catalog_of(bind).shapes(present)
     head = _head_tables(inputs.head, present)
-    head_shapes = expected_shapes(bind, [_without_foreign_keys(t) for t in head.values()])
+    head_shapes = catalog_of(bind).expected_shapes(
+        [_without_foreign_keys(t) for t in head.values()]
+    )
     for name in sorted(present):
         table = _TableAssessment(bind, inputs, expected[name], actual[name], head.get(name))
         table.compare(head_shapes.get(name))
@@ -144,7 +142,7 @@ def _referenced_from_others(
 ) -> list[Difference]:
     """FOREIGN KEYs of other stores' tables that reference a V3 table (its key is the file's)."""
     found = []
-    for name, shape in sorted(database_shapes(bind, others).items()):
+    for name, shape in sorted(catalog_of(bind).shapes(others).items()):
         for fk in sorted(shape.constraints, key=repr):
             if fk.kind == "FOREIGN KEY" and fk.referenced_table in owned:
                 found.append(
@@ -171,7 +169,7 @@ def unified_lineage(bind: sa.Connection, existing: set[str]) -> str | None:
     """
     if UNIFIED_TABLE not in existing:
         return None
-    columns = {c.name for c in database_shapes(bind, [UNIFIED_TABLE])[UNIFIED_TABLE].columns}
+    columns = {c.name for c in catalog_of(bind).shapes([UNIFIED_TABLE])[UNIFIED_TABLE].columns}
     if UNIFIED_KIND not in columns:
         return None
     rows = values_in(bind, UNIFIED_TABLE)
@@ -348,7 +346,11 @@ class _TableAssessment:
 
     def _indexes(self) -> list[str]:
         declared = {str(i.name) for i in self.head.indexes} if self.head is not None else set()
-        return [i for i in undeclared_indexes(self.bind, self.name) if i.split()[0] not in declared]
+        return [
+            i
+            for i in catalog_of(self.bind).undeclared_indexes(self.name)
+            if i.split()[0] not in declared
+        ]
 
     # -- the outcome -------------------------------------------------------------------
 
@@ -369,7 +371,7 @@ class _TableAssessment:
         meta = sa.MetaData(naming_convention=baseline.naming_convention)
         target = baseline.tables[self.name].to_metadata(meta)
         spelled = (
-            {expr: check for check, expr in spelled_checks(self.bind, target)}
+            {expr: check for check, expr in catalog_of(self.bind).spelled_checks(target)}
             if self.widened
             else {}
         )
@@ -420,7 +422,7 @@ def _carry(
                 ):
                     target.append_constraint(sa.UniqueConstraint(*shape.columns, name=unique.name))
     expressions = {str(s.expression) for s in kept if s.kind == "CHECK"}
-    for check, expression in spelled_checks(bind, head) if expressions else []:
+    for check, expression in catalog_of(bind).spelled_checks(head) if expressions else []:
         if expression in expressions:
             target.append_constraint(sa.CheckConstraint(check.sqltext, name=check.name))
 
@@ -512,8 +514,8 @@ def _others(bind: sa.Connection, tables: set[str], views: set[str]) -> dict[str,
     kinds = {
         "table": tables,
         "view": views,
-        "macro": macro_names(bind),
-        "sequence": sequence_names(bind),
+        "macro": catalog_of(bind).macro_names(),
+        "sequence": catalog_of(bind).sequence_names(),
     }
     return {kind: sorted(names) for kind, names in kinds.items() if names}
 

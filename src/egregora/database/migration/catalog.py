@@ -201,7 +201,7 @@ def canonical_check_shapes(
             probe = sa.Table(
                 name,
                 sa.MetaData(),
-                *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
+                *(sa.Column(c.name, probe_type(c.type)) for c in table.columns),
                 sa.CheckConstraint(check.sqltext),
             )
             scratch.execute(str(CreateTable(probe).compile(dialect=dialect)))
@@ -217,7 +217,7 @@ def canonical_check_shapes(
     return found
 
 
-def _probe_type(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+def probe_type(type_: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
     """A column type the scratch database can create: an Enum names a type that only
     the real database has (CREATE TYPE), so the probe holds its labels as VARCHAR."""
     return sa.String() if isinstance(type_, sa.Enum) else type_
@@ -339,44 +339,6 @@ def _check_definitions(connection: sa.Connection, qualified: str) -> dict[str, s
         return {}
     rows = connection.execute(_CHECK_DEFINITIONS, {"table": qualified}).all()
     return {str(name): normalize_sql(str(definition)) for name, definition in rows}
-
-
-def tables_and_views(bind: sa.Connection) -> tuple[set[str], set[str]]:
-    """Names of the base tables and of the views in the current schema."""
-    if bind.dialect.name == "duckdb":
-        raw = driver(bind)
-        views = raw.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
-        ).fetchall()
-        return table_names(raw), {row[0] for row in views}
-    inspector = sa.inspect(bind)
-    return set(inspector.get_table_names()), set(inspector.get_view_names())
-
-
-def macro_names(bind: sa.Connection) -> set[str]:
-    """DuckDB's user macros in the current database (none elsewhere: not ours to list)."""
-    if bind.dialect.name != "duckdb":
-        return set()
-    raw = driver(bind)
-    rows = raw.execute(
-        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE NOT internal "
-        "AND function_type IN ('macro', 'table_macro') AND database_name = current_database()"
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
-def database_shapes(bind: sa.Connection, names: Iterable[str]) -> dict[str, TableShape]:
-    """The shapes of the tables ``names`` as the database holds them."""
-    if bind.dialect.name == "duckdb":
-        return snapshot(driver(bind), names)
-    return inspected_shapes(bind, names)
-
-
-def expected_shapes(bind: sa.Connection, tables: Iterable[sa.Table]) -> dict[str, TableShape]:
-    """The shapes the database would hold for these metadata tables, in its own spelling."""
-    if bind.dialect.name == "duckdb":
-        return canonical_shapes(tables)
-    return scratch_shapes(bind, tables)
 
 
 def describe_differences(expected: TableShape, actual: TableShape) -> list[str]:
@@ -520,39 +482,6 @@ def reflect(connection: sa.Connection, name: str) -> sa.Table:
     return sa.Table(name, sa.MetaData(), autoload_with=connection)
 
 
-def foreign_key_edges(connection: sa.Connection) -> list[tuple[str, str]]:
-    """(table, referenced table) of every FOREIGN KEY in the current schema."""
-    if connection.dialect.name != "duckdb":
-        inspector = sa.inspect(connection)
-        return sorted(
-            {
-                (table, fk["referred_table"])
-                for (_, table), fks in inspector.get_multi_foreign_keys().items()
-                for fk in fks
-            }
-        )
-    raw = driver(connection)
-    rows = raw.execute(
-        "SELECT DISTINCT table_name, referenced_table FROM duckdb_constraints() "
-        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()"
-    ).fetchall()
-    return [(str(t), str(r)) for t, r in rows]
-
-
-def referencing_closure(connection: sa.Connection, name: str) -> list[str]:
-    """Tables whose FOREIGN KEYs reference ``name``, directly or through each other."""
-    edges = foreign_key_edges(connection)
-    found: list[str] = []
-    frontier = [name]
-    while frontier:
-        parent = frontier.pop()
-        for child, referenced in edges:
-            if referenced == parent and child != name and child not in found:
-                found.append(child)
-                frontier.append(child)
-    return found
-
-
 def view_and_macro_sources(cursor: Any) -> list[tuple[str, str, str]]:
     """DuckDB: (``view`` or ``macro``, name, SQL) of the user's views and macros."""
     rows = cursor.execute(
@@ -594,65 +523,92 @@ def _typeof(spelled: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def spelled_checks(bind: sa.Connection, table: sa.Table) -> list[tuple[sa.CheckConstraint, str]]:
-    """Each CHECK of ``table`` with the expression this database stores for it (normalized).
-
-    DuckDB spells it in a scratch in-memory database; a server in a
-    rolled-back scratch schema, one probe table per CHECK, so that each
-    expression comes back on its own.
-    """
-    if bind.dialect.name == "duckdb":
-        return canonical_check_expressions(table, bind.dialect)
-    found = []
-    for check in all_checks(table):
-        probe = sa.Table(
-            table.name,
-            sa.MetaData(),
-            *(sa.Column(c.name, _probe_type(c.type)) for c in table.columns),
-            sa.CheckConstraint(check.sqltext, name=check.name),
-        )
-        shape = scratch_shapes(bind, [probe])[table.name]
-        found += [(check, str(c.expression)) for c in shape.constraints if c.kind == "CHECK"]
-    return found
-
-
-def undeclared_indexes(bind: sa.Connection, table: str) -> list[str]:
-    """``name (columns or expressions)`` of the explicit indexes of ``table``.
-
-    Not the indexes that back its PRIMARY KEY or UNIQUE constraints, which
-    the table's definition already says.
-    """
-    if bind.dialect.name == "duckdb":
-        return [
-            f"{index.name} {_after_table(index.sql)}"
-            for index in stored_indexes(driver(bind), table)
-        ]
-    return [
-        f"{index['name']} ({', '.join(str(c) for c in index['column_names'])})"
-        for index in sorted(sa.inspect(bind).get_indexes(table), key=lambda i: str(i["name"]))
-        if not index.get("duplicates_constraint")
-    ]
-
-
-def _after_table(index_sql: str) -> str:
-    """``(a, b)`` of ``CREATE INDEX i ON t(a, b)``: what the index reads, as DuckDB stores it."""
-    _, _, rest = index_sql.partition(" ON ")
-    return rest[rest.find("(") :] if "(" in rest else rest
-
-
-def sequence_names(bind: sa.Connection) -> set[str]:
-    """The sequences of the current schema (DuckDB's own, a server's standalone ones)."""
-    if bind.dialect.name == "duckdb":
-        rows = driver(bind).execute(
-            "SELECT sequence_name FROM duckdb_sequences() "
-            "WHERE schema_name = current_schema() AND NOT temporary"
-        )
-        return {str(row[0]) for row in rows.fetchall()}
-    return set(sa.inspect(bind).get_sequence_names())
-
-
 def values_in(bind: sa.Connection, table: str, column: str | None = None) -> int:
     """The non-NULL values of ``table.column``, or the rows of ``table`` (None)."""
     quote = bind.dialect.identifier_preparer.quote
     counted = "*" if column is None else quote(column)
     return int(bind.exec_driver_sql(f"SELECT count({counted}) FROM {quote(table)}").scalar_one())
+
+
+class InspectedCatalog:
+    """A server's catalog, read through SQLAlchemy's inspector; spelled in a scratch schema.
+
+    The default for every database; DuckDB reads its own catalog functions
+    instead (duckdb/catalog.py). Each impl class names its catalog
+    (``EgregoraImpl.catalog``), so no caller asks which database this is.
+    """
+
+    def __init__(self, bind: sa.Connection) -> None:
+        self.bind = bind
+
+    def tables_and_views(self) -> tuple[set[str], set[str]]:
+        """Names of the base tables and of the views in the current schema."""
+        inspector = sa.inspect(self.bind)
+        return set(inspector.get_table_names()), set(inspector.get_view_names())
+
+    def macro_names(self) -> set[str]:
+        """User macros: DuckDB's (none elsewhere: not ours to list)."""
+        return set()
+
+    def shapes(self, names: Iterable[str]) -> dict[str, TableShape]:
+        """The shapes of the tables ``names`` as the database holds them."""
+        return inspected_shapes(self.bind, names)
+
+    def expected_shapes(self, tables: Iterable[sa.Table]) -> dict[str, TableShape]:
+        """The shapes the database would hold for these metadata tables, in its own spelling."""
+        return scratch_shapes(self.bind, tables)
+
+    def foreign_key_edges(self) -> list[tuple[str, str]]:
+        """(table, referenced table) of every FOREIGN KEY in the current schema."""
+        found = sa.inspect(self.bind).get_multi_foreign_keys().items()
+        return sorted({(table, fk["referred_table"]) for (_, table), fks in found for fk in fks})
+
+    def referencing(self, name: str) -> list[str]:
+        """Tables whose FOREIGN KEYs reference ``name``, directly or through each other."""
+        return closure(self.foreign_key_edges(), name)
+
+    def spelled_checks(self, table: sa.Table) -> list[tuple[sa.CheckConstraint, str]]:
+        """Each CHECK of ``table`` with the expression the database stores for it.
+
+        Spelled in a rolled-back scratch schema, one probe table per CHECK, so
+        that each expression comes back on its own.
+        """
+        found = []
+        for check in all_checks(table):
+            probe = sa.Table(
+                table.name,
+                sa.MetaData(),
+                *(sa.Column(c.name, probe_type(c.type)) for c in table.columns),
+                sa.CheckConstraint(check.sqltext, name=check.name),
+            )
+            shape = scratch_shapes(self.bind, [probe])[table.name]
+            found += [(check, str(c.expression)) for c in shape.constraints if c.kind == "CHECK"]
+        return found
+
+    def undeclared_indexes(self, table: str) -> list[str]:
+        """``name (columns)`` of the explicit indexes of ``table`` (not its keys' own)."""
+        indexes = sorted(sa.inspect(self.bind).get_indexes(table), key=lambda i: str(i["name"]))
+        return [
+            f"{index['name']} ({', '.join(str(c) for c in index['column_names'])})"
+            for index in indexes
+            if not index.get("duplicates_constraint")
+        ]
+
+    def sequence_names(self) -> set[str]:
+        """The standalone sequences of the current schema."""
+        return set(sa.inspect(self.bind).get_sequence_names())
+
+
+def closure(edges: Iterable[tuple[str, str]], name: str) -> list[str]:
+    """Tables whose FOREIGN KEYs reference ``name`` (``edges``: (table, referenced)),
+    directly or through each other."""
+    edges = list(edges)
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        parent = frontier.pop()
+        for child, referenced in edges:
+            if referenced == parent and child != name and child not in found:
+                found.append(child)
+                frontier.append(child)
+    return found

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from egregora.database.migration.catalog import InspectedCatalog
 from egregora.database.migration.duckdb.impl import EgregoraDuckDBImpl
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.postgresql.impl import EgregoraPostgresqlImpl
 
-__all__ = ["ENGINES", "engine_for", "impl_class", "ours"]
+__all__ = ["ENGINES", "catalog_of", "engine_for", "impl_class", "ours"]
 
 #: The impls, by dialect name.
 ENGINES: dict[str, type[EgregoraImpl]] = {
@@ -35,6 +36,11 @@ def engine_for(dialect_name: str) -> type[EgregoraImpl]:
 def impl_class(connection: sa.Connection) -> type[EgregoraImpl]:
     """The impl Alembic will choose for ``connection`` (ours, or the neutral base)."""
     return ENGINES.get(connection.dialect.name, EgregoraImpl)
+
+
+def catalog_of(connection: sa.Connection) -> InspectedCatalog:
+    """The catalog of ``connection``'s database, read the way its impl reads it."""
+    return impl_class(connection).catalog(connection)
 
 
 def ours(impl: object) -> EgregoraImpl:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
 
 from egregora.database.migration.capabilities import TableTraits, traits_from_table
-from egregora.database.migration.catalog import driver, referencing_closure, reflect
+from egregora.database.migration.catalog import InspectedCatalog, driver, reflect
 from egregora.database.migration.copyswap.model import Change, Facts, Stage, Step
 from egregora.database.migration.copyswap.steps import StepPlanner
 from egregora.database.migration.destroyed import record_dropped
@@ -47,6 +47,8 @@ class EgregoraImpl(DefaultImpl):
     holds_rebuilds: ClassVar[bool] = False
     #: the database keeps the names constraints are given (DuckDB forgets them)
     keeps_constraint_names: ClassVar[bool] = True
+    #: how this database's catalog is read (catalog.py; DuckDB's: duckdb/catalog.py)
+    catalog: ClassVar[type[InspectedCatalog]] = InspectedCatalog
 
     @property
     def run(self) -> RunState:
@@ -94,13 +96,13 @@ class EgregoraImpl(DefaultImpl):
         Asked against every engine, so that one history serves both.
         """
         table = reflect(self.conn, name)
-        return traits_from_table(table, bool(referencing_closure(self.conn, name)))
+        return traits_from_table(table, bool(self.catalog(self.conn).referencing(name)))
 
     # -- for a rebuild (copyswap/rebuild.py) -------------------------------------------------
 
     def dependents(self, name: str) -> list[sa.Table]:
         """The tables whose FOREIGN KEYs reference ``name``, directly or not, as they are."""
-        return [reflect(self.conn, d) for d in referencing_closure(self.conn, name)]
+        return [reflect(self.conn, d) for d in self.catalog(self.conn).referencing(name)]
 
     def read_facts(
         self, stages: Sequence[Stage], dependents: Sequence[sa.Table], inline_keys: bool

@@ -31,7 +31,6 @@ from egregora.database.migration.capabilities import (
 )
 from egregora.database.migration.catalog import (
     canonical_check_expressions,
-    referencing_closure,
     reflect,
 )
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
@@ -150,7 +149,7 @@ def copy_swap_for(
     # another store's too, is read from the live catalog when the revision runs.
     dependents = [
         _portable(reflect(connection, d), impl.keeps_constraint_names)
-        for d in referencing_closure(connection, name)
+        for d in impl.catalog(connection).referencing(name)
         if d in metadata.tables
     ]
     return CreateCopySwapOp(target, previous=previous, dependents=dependents)

@@ -35,7 +35,6 @@ import sqlalchemy as sa
 
 from egregora.database.migration.catalog import (
     driver,
-    referencing_closure,
     view_and_macro_sources,
 )
 from egregora.database.migration.copyswap.barriers import barrier, may_change_readers, readers_of
@@ -127,11 +126,11 @@ class HeldRebuilds:
                 _check_given_previous(change, stages[-1].target)
                 return stage
             self.flush([name])
-        referencing = referencing_closure(self.impl.conn, name)
+        referencing = self.impl.catalog(self.impl.conn).referencing(name)
         if referencing:  # rebuilt now, with them: as the run has left them so far
             self.flush([t for t in referencing if t in self.tables])
             return None
-        return change.at(current_definition(self.impl.conn, change))
+        return change.at(current_definition(self.impl, change))
 
     def position(self, violation: Violation) -> int:
         """Where the operation that found ``violation`` came in its revision."""

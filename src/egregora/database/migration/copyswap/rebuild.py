@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from egregora.database.migration.catalog import driver, reflect, tables_and_views
+from egregora.database.migration.catalog import driver, reflect
 from egregora.database.migration.copyswap.fusion import (
     RebuildPlan,
     StagePlan,
@@ -94,20 +94,20 @@ def apply(impl: EgregoraImpl, change: Change) -> None:
     if held is not None and held.hold(change):
         return
     impl.before_operation(change.target, change.revision)
-    rebuild(impl, [change.at(current_definition(impl.conn, change))])
+    rebuild(impl, [change.at(current_definition(impl, change))])
 
 
-def current_definition(connection: sa.Connection, change: Change) -> sa.Table:
+def current_definition(impl: EgregoraImpl, change: Change) -> sa.Table:
     """The table as the database has it now; refused when missing or not the one expected."""
     name = change.table
-    existing, _ = tables_and_views(connection)
+    existing, _ = impl.catalog(impl.conn).tables_and_views()
     if name not in existing:
         raise InvalidOperation(
             f"create_copy_swap: table {name!r} does not exist in this database (it has "
             f"{', '.join(sorted(existing)) or 'no tables'}). Create it with op.create_table, "
             "or check the revision's table name."
         )
-    previous = reflect(connection, name)
+    previous = reflect(impl.conn, name)
     given = change.declared
     if given is not None and set(given.columns.keys()) != set(previous.columns.keys()):
         raise InvalidOperation(

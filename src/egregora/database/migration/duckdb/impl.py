@@ -38,6 +38,7 @@ from egregora.database.migration.definitions import (
     referred_columns,
     referred_table,
 )
+from egregora.database.migration.duckdb.catalog import DuckDBCatalog
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
 from egregora.database.migration.impl import EgregoraImpl
@@ -58,6 +59,7 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
     holds_rebuilds = True
     # stored as <table>_<cols>_check and friends; the stored DDL has no names
     keeps_constraint_names = False
+    catalog = DuckDBCatalog
 
     @classmethod
     def prepare(cls, connection: sa.Connection, options: RunOptions, run: RunState) -> None:

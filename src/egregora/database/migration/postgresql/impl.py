@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.ddl.postgresql import PostgresqlImpl
 from sqlalchemy.schema import CreateIndex
 
-from egregora.database.migration.catalog import changed_check_names, driver, referencing_closure
+from egregora.database.migration.catalog import changed_check_names, driver
 from egregora.database.migration.copyswap.model import Facts, Stage, Step
 from egregora.database.migration.copyswap.postgresql import InPlacePlanner, concurrently
 from egregora.database.migration.definitions import referred_table
@@ -127,7 +127,7 @@ class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
         """
         if not self.run.after_commit:
             return
-        touched = {target.name, *referencing_closure(self.conn, target.name)}
+        touched = {target.name, *self.catalog(self.conn).referencing(target.name)}
         touched |= {referred_table(fk) for fk in target.foreign_key_constraints}
         self.take_back(touched, revision)
 
