@@ -84,8 +84,10 @@ def test_a_plain_drop_column_that_a_view_or_macro_reads_is_refused(tmp_path: Pat
     for options in ({"dry_run": "true"}, {}):
         with pytest.raises(InvalidOperation) as refused:
             command.upgrade(alembic_cfg(f"duckdb:///{path}", **options), "head")
-        assert "v4e upgrade drops posts.authors" in str(refused.value)
-        assert "the view bylines and the macro lead_author read" in str(refused.value)
+        told = str(refused.value)
+        assert "v4e drops posts.authors" in told and "Nothing was changed" in told
+        assert "the view bylines reads authors" in told
+        assert "the macro lead_author reads authors" in told
         assert "tag_cloud" not in str(refused.value)
         assert file_sha256(path) == before
     sql(path, "DROP VIEW bylines", "DROP MACRO lead_author")
