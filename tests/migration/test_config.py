@@ -14,6 +14,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from egregora.database.migration.config import create_engine
+
 from ..conftest import ROOT
 
 CHECK = """
@@ -77,3 +81,19 @@ def test_the_migration_environment_chooses_duckdb_sqlalchemy(tmp_path: Path) -> 
 def test_the_application_engine_chooses_duckdb_sqlalchemy(tmp_path: Path) -> None:
     result = _run(tmp_path, "egregora.database.migration.config")
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_an_existing_file_opens_beside_the_applications_own_engine(tmp_path: Path) -> None:
+    """DuckDB refuses a second connection to a file this process holds with other
+    settings: an existing file is opened with none, so in-process migrations work
+    while the application's engine is open (found by tests/test_concurrency.py)."""
+    url = f"duckdb:///{tmp_path / 'app.duckdb'}"
+    app = sa.create_engine(url)
+    with app.connect() as held:
+        held.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        held.commit()
+        ours = create_engine(url)
+        with ours.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+        ours.dispose()
+    app.dispose()

@@ -87,15 +87,25 @@ def _check_duckdb_path(url: str, database: str | None) -> None:
         )
 
 
+def _existing_file(url: URL) -> bool:
+    """A DuckDB URL's file already exists (an in-memory database never does)."""
+    database = url.database or ""
+    return database not in ("", ":memory:") and Path(database).is_file()
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine that holds no connection open between uses.
 
     On DuckDB, a file it creates is written in :data:`STORAGE_VERSION`, which
     every supported DuckDB reads (the URL's own ``?storage_compatibility_version=``
-    wins); an existing file keeps its format.
+    wins). An existing file keeps its format, so it is opened with no setting
+    at all: DuckDB refuses a second connection to a file that this process
+    already holds open with other settings ("Can't open a connection to same
+    database file with a different configuration"), as an application that
+    runs its migrations in-process while its own engine is open does.
     """
     parsed = parse_url(url)
-    if parsed.get_backend_name() != "duckdb":
+    if parsed.get_backend_name() != "duckdb" or _existing_file(parsed):
         return sa.create_engine(parsed, poolclass=NullPool)
     storage = {"config": {STORAGE_SETTING: STORAGE_VERSION}}
     return sa.create_engine(parsed, poolclass=NullPool, connect_args=storage)
