@@ -26,7 +26,7 @@ from .test_everyday_loop import Project
 #: The bound this project states: the application's p99 during the migration
 #: stays under 100 ms and no transaction waits a second (measured: p99 3.3 ms
 #: before, 5.6 ms during, max 37 ms; with the scans inside the migration's
-#: transaction, as before afterwards.py, the p99 was 260 ms)
+#: transaction, as before postgresql/aftercommit.py, the p99 was 260 ms)
 P99_BOUND = 0.1
 WORST_BOUND = 1.0
 

@@ -1,4 +1,4 @@
-"""A run's rebuilds of one table, written once (pending.py): against revisions run one by one.
+"""A run's rebuilds of one table, written once (held.py): against revisions run one by one.
 
 A scratch history of plain Alembic revisions, each a create_copy_swap of the
 same tables (a CHECK, a type conversion with a new column, a rename with a

@@ -97,9 +97,9 @@ class RunReport:
     tables: list[TableReport] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     destroyed: list[DestroyedData] = field(default_factory=list)
-    #: PostgreSQL: each statement's lock, and whether it scans under it (pglocks.py)
+    #: PostgreSQL: each statement's lock, and whether it scans under it (postgresql/lockreport.py)
     locks: list[LockReport] = field(default_factory=list)
-    #: DuckDB: the rebuilds held back to the end of the run, written then (pending.py)
+    #: DuckDB: the rebuilds held back to the end of the run, written then (copyswap/held.py)
     rebuild_seconds: float = 0.0
     #: a pre-Alembic file adopted: each difference from V3 taken forward (adoption.py)
     adopted: list[str] = field(default_factory=list)

@@ -2,7 +2,7 @@
 
 A planner per engine (:mod:`.duckdb` rebuilds, :mod:`.postgresql` alters in
 place) subclasses :class:`StepPlanner` and writes its own ``steps``; the
-registry in :mod:`.engine` picks one by dialect name.
+registry in :mod:`.planner` (``PLANNERS``) picks one by dialect name.
 """
 
 from __future__ import annotations
