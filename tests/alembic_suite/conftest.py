@@ -13,6 +13,7 @@ it only the items of this directory:
   the session's test PostgreSQL server (``tests/pg_server.shared``; without the
   server binaries the PostgreSQL half is left out, saying so once);
 - the requirements class: :class:`tests.alembic_suite.requirements.Requirements`;
+- the markers it puts on classes: in pyproject.toml (the run has --strict-markers);
 - the plugin's collection and per-test hooks, for this directory's items only
   (pytest asks a conftest's collection and run hooks for its own directory; the
   one hook it asks for every item, ``pytest_collection_modifyitems``, is given
@@ -50,8 +51,6 @@ from tests import pg_server
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = "tests.alembic_suite.requirements:Requirements"
-#: the markers SQLAlchemy's plugin puts on suite classes (the run has --strict-markers)
-MARKERS = ("backend", "sparse_backend", "sparse_driver_backend")
 
 
 def _duckdb_url() -> str:
@@ -125,11 +124,6 @@ setup_test_methods = pytestplugin.setup_test_methods
 
 def _ours(item: pytest.Item) -> bool:
     return HERE in item.path.parents
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for marker in MARKERS:
-        config.addinivalue_line("markers", f"{marker}: SQLAlchemy testing plugin's class marker")
 
 
 def pytest_collection_modifyitems(
