@@ -98,7 +98,7 @@ def _file_config() -> configparser.ConfigParser:
     return config
 
 
-def _set_up_plugin() -> list[warnings._FilterType]:  # type: ignore[name-defined]
+def _set_up_plugin() -> list[Any]:
     """Configure SQLAlchemy's testing plugin; its warning filters, taken back out."""
     urls = [_duckdb_url()]
     postgresql = _postgresql_url()
