@@ -177,15 +177,13 @@ def alembic_engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[s
 
 # PostgreSQL: one real server per session (tests/pg_server.py), a database per test.
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[pg_server_module.PostgresServer]:
+def pg_server() -> pg_server_module.PostgresServer:
     try:
-        server = pg_server_module.start()
+        return pg_server_module.shared()  # stopped when the process ends
     except pg_server_module.NoServer as exc:
         if os.environ.get(pg_server_module.REQUIRED_ENV):
             pytest.fail(f"PostgreSQL tests need a server and none could start: {exc}")
         pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """A real PostgreSQL server for the tests: initdb + pg_ctl in a temporary directory.
 
-The suite starts one server per session on a free localhost port, gives each
-test a database of its own, and stops the server at the end. PostgreSQL
+The suite starts one server per session on a free localhost port (:func:`shared`,
+for the ``pg_server`` fixture and Alembic's dialect suite alike), gives each
+test a database of its own, and stops the server when the process ends. PostgreSQL
 refuses to run as root, so as root the server runs as the ``postgres`` user.
 """
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
@@ -83,6 +85,25 @@ class PostgresServer:
             timeout=60,
         )
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_shared: list[PostgresServer | NoServer] = []
+
+
+def shared() -> PostgresServer:
+    """The process's one server, started on first use and stopped at exit; or NoServer."""
+    if not _shared:
+        try:
+            server = start()
+        except NoServer as exc:
+            _shared.append(exc)
+        else:
+            atexit.register(server.stop)
+            _shared.append(server)
+    found = _shared[0]
+    if isinstance(found, NoServer):
+        raise found
+    return found
 
 
 def start() -> PostgresServer:

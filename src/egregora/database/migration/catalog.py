@@ -377,15 +377,20 @@ def _norm(text: str | None) -> str | None:
     return None if text is None else normalize_sql(text)
 
 
-def _generated(cursor: Any, table: str, defaulted: set[str]) -> set[str]:
+def generated_columns(
+    cursor: Any, table: str, defaulted: set[str], schema: str | None = None
+) -> set[str]:
     """The generated columns among ``defaulted`` (those with a default or an expression).
 
-    DuckDB 1.4's information_schema leaves ``is_generated`` NULL (2.0 fills it),
-    and ``duckdb_columns().column_default`` holds a generated column's expression
-    as if it were a default. DESCRIBE tells them apart on both: it shows no
-    default for a generated column (measured on 1.4.3 and 2.0.1).
+    DuckDB 1.4 has no ``is_generated`` in ``duckdb_columns()`` and leaves
+    information_schema's NULL (2.0 fills both), and ``duckdb_columns().column_default``
+    holds a generated column's expression as if it were a default. DESCRIBE
+    tells them apart on both: it shows no default for a generated column
+    (measured on 1.4.3 and 2.0.1).
     """
-    rows = cursor.execute(f"DESCRIBE {DuckDBDialect().identifier_preparer.quote(table)}")
+    quote = DuckDBDialect().identifier_preparer.quote
+    name = quote(table) if schema is None else f"{quote(schema)}.{quote(table)}"
+    rows = cursor.execute(f"DESCRIBE {name}")
     return {row[0] for row in rows.fetchall() if row[0] in defaulted and row[4] is None}
 
 
@@ -418,7 +423,7 @@ def stored_tables(cursor: Any, names: Iterable[str]) -> dict[str, StoredTable]:
             defaulted.setdefault(table, set()).add(column)
         if comment:
             comments.setdefault(table, []).append((column, comment))
-    generated = {table: _generated(cursor, table, cols) for table, cols in defaulted.items()}
+    generated = {table: generated_columns(cursor, table, cols) for table, cols in defaulted.items()}
     return {
         table: StoredTable(
             name=table,

@@ -17,8 +17,11 @@ runs at both ends (``constraints/duckdb-1.4.txt``, ``constraints/duckdb-2.0.txt`
   does all three: 73 cells differ, the other 510 agree.
 - Catalog and functions (found by the suite on 1.4.3): 1.4 has no
   ``setval()`` (``Catalog Error: Scalar Function with name setval does not
-  exist``), and its ``information_schema.columns.is_generated`` is NULL
-  (``catalog.stored_tables`` reads generated columns a way both answer).
+  exist``), its ``information_schema.columns.is_generated`` is NULL, and its
+  ``duckdb_columns()`` has no ``is_generated`` (``Binder Error: Referenced
+  column "is_generated" not found``, found by Alembic's dialect suite through
+  reflection): ``catalog.generated_columns`` reads generated columns a way
+  both answer, for rebuilds and for reflection.
 - Files: DuckDB 2.0 creates files that 1.x can't open ("Trying to read a
   database file with version number 999, but we can only read versions
   between 64 and 67"), unless told a storage version; an existing file

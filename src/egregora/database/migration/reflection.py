@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from duckdb_sqlalchemy import Dialect as DuckDBDialect
 
-from egregora.database.migration.catalog import ConstraintShape, driver
+from egregora.database.migration.catalog import ConstraintShape, driver, generated_columns
 from egregora.database.migration.namerecord import RECORD_TABLE, install, named_constraints_of
 from egregora.database.migration.names import CHECK, FOREIGN_KEY, PRIMARY_KEY, UNIQUE, signature
 from egregora.database.migration.sqltext import normalize_sql
@@ -206,17 +206,22 @@ def _generated(
     """(table, column) -> the expression of each generated column of ``tables``."""
     if not tables:
         return {}
-    rows = (
-        driver(connection)
-        .execute(
-            "SELECT table_name, column_name, data_type, column_default FROM duckdb_columns() "
-            "WHERE schema_name = coalesce(?, current_schema()) AND is_generated "
-            "AND table_name IN (SELECT unnest(?))",
-            [schema, tables],
-        )
-        .fetchall()
-    )
-    return {(t, c): generated_expression(str(expr), data_type) for t, c, data_type, expr in rows}
+    cursor = driver(connection)
+    rows = cursor.execute(
+        "SELECT table_name, column_name, data_type, column_default FROM duckdb_columns() "
+        "WHERE schema_name = coalesce(?, current_schema()) AND column_default IS NOT NULL "
+        "AND table_name IN (SELECT unnest(?))",
+        [schema, tables],
+    ).fetchall()
+    defaulted: dict[str, dict[str, tuple[str, str]]] = {}
+    for table, column, data_type, expression in rows:
+        defaulted.setdefault(table, {})[column] = (str(expression), data_type)
+    found = {}
+    for table, columns in defaulted.items():
+        for column in generated_columns(cursor, table, set(columns), schema):
+            expression, data_type = columns[column]
+            found[(table, column)] = generated_expression(expression, data_type)
+    return found
 
 
 def _computed(column: Mapping[str, Any], expression: str | None) -> Any:
