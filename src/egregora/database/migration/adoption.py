@@ -123,14 +123,17 @@ def describe_left_alone(others: Mapping[str, list[str]]) -> str:
     )
 
 
-def note_for_current(context: EnvironmentContext, connection: sa.Connection) -> None:
+def note_for_current(context: EnvironmentContext) -> None:
     """``alembic current`` on a file that is not under Alembic yet: say what it is.
 
     Alembic prints nothing for a database without ``alembic_version``. Such a
     file is assessed (read only, as adoption would) and described: a V3 file
     that ``alembic upgrade head`` will adopt, with its differences, or one it
-    would refuse, and why.
+    would refuse, and why. Read through the configured migration context's
+    connection.
     """
+    connection = context.get_context().connection
+    assert connection is not None, "alembic current runs online"
     began = not connection.in_transaction()
     try:
         tables, _ = catalog_of(connection).tables_and_views()

@@ -190,7 +190,7 @@ def _migrate(
         context.configure(connection=connection, **configured)
         impl = ours(context.get_context().impl)
         if context.get_context().opts.get("dont_mutate"):  # `alembic current`: unadopted too
-            adoption.note_for_current(context, connection)
+            adoption.note_for_current(context)
         with context.begin_transaction():
             _run_migrations(context, impl, options, revisions)
         if finishing:
