@@ -32,7 +32,7 @@ from egregora.database.migration.report import sample_text
 
 from . import legacy
 from .conftest import HEAD, alembic_cfg, database_digest, run_cli
-from .messy import COLUMNS, KEY, V3_TABLES, MessyV3, build_v3
+from .messy import COLUMNS, FIELD_STORAGE_VERSION, KEY, V3_TABLES, MessyV3, build_v3
 
 #: The last V4 revision. These tests describe what V4 does; a later revision that
 #: tightens the schema further must not change what they assert, so they upgrade
@@ -701,7 +701,9 @@ LAYOUT = {
 @pytest.mark.parametrize("aspect", LAYOUT)
 def test_downgrade_restores_the_v3_layout(aspect: str, downgraded: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh-v3.duckdb"
-    con = duckdb.connect(str(fresh))
+    # in the messy file's format: DuckDB keeps a view's text as that format spells it
+    storage = {"storage_compatibility_version": FIELD_STORAGE_VERSION}
+    con = duckdb.connect(str(fresh), config=storage)
     try:
         legacy.create(con)
     finally:
