@@ -75,9 +75,7 @@ class Draft:
 
     def renames(self) -> dict[str, ColumnMapValue]:
         """The column_map of the change: only the columns that come from another name."""
-        return {
-            new: value for new, value in self.column_map.items() if plain_column(value) != new
-        }
+        return {new: value for new, value in self.column_map.items() if plain_column(value) != new}
 
     def find(self, name: str) -> sa.Column[Any]:
         for column in self.columns:

@@ -13,18 +13,26 @@ columns of different types).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.operations import ops
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 from egregora.database.foreign_keys import enforced_by
-from egregora.database.migration.capabilities import TableTraits, traits_from_database
+from egregora.database.migration.capabilities import (
+    PLAIN,
+    TableTraits,
+    duckdb_can_alter,
+    traits_from_database,
+)
 from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
+    referencing_closure,
     renamable,
     scratch_type_name,
     stored_indexes,
@@ -38,10 +46,13 @@ from egregora.database.migration.definitions import (
     referred_columns,
     referred_table,
 )
+from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
+from egregora.database.migration.handops import HandWrittenOps, held_target
 from egregora.database.migration.impl import EgregoraImpl
-from egregora.database.migration.namerecord import keep_names
+from egregora.database.migration.namerecord import keep_names, resolve_constraint
+from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.readers import Readers, duckdb_readers
 from egregora.database.migration.runstate import RunState
@@ -50,7 +61,7 @@ from egregora.database.migration.sqltext import identifiers
 __all__ = ["EgregoraDuckDBImpl"]
 
 
-class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
+class EgregoraDuckDBImpl(HandWrittenOps, EgregoraImpl, DuckDBImpl):
     __dialect__ = "duckdb"
     planner = RebuildPlanner
     in_place = False
@@ -132,15 +143,65 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
     def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
         return duckdb_readers(driver(self.conn), table, columns)
 
+    # -- Alembic's plain operations, written by hand (handops.py) -----------------------------
+
+    def needs_rebuild(self, table: str, op: Any) -> bool:
+        """Where DuckDB's ALTER can't do ``op`` on the table as it is (capabilities.py), or
+        rows can break it: a rebuild. Offline, asked of a plain table."""
+        if isinstance(op, ops.RenameTableOp):
+            return False  # DuckDB renames it, or refuses in our words (rename_table)
+        if self.as_sql:
+            return not duckdb_can_alter(op, PLAIN, features())[0]
+        if held_target(self, table) is not None:
+            return True  # written with the run's rebuild of the table, once
+        with self._own():
+            traits = traits_from_database(self.conn, table)
+            if not duckdb_can_alter(op, traits, features())[0]:
+                return True
+            return rows_can_break(op) and _has_rows(self.conn, table)
+
+    def resolved(self, op: ops.DropConstraintOp) -> ops.DropConstraintOp:
+        """The constraint a name means (names.py): DuckDB keeps none of them."""
+        if self.as_sql or held_target(self, op.table_name) is not None:
+            return op
+        with self._own():
+            found = resolve_constraint(
+                self.conn, op.table_name, op.constraint_name, op.constraint_type
+            )
+        return ops.DropConstraintOp(found.name, op.table_name, type_=op.constraint_type)
+
+    def rename_table(
+        self, old_table_name: str, new_table_name: str, schema: str | None = None
+    ) -> None:
+        if schema is None and not self.as_sql and not self.run.own_statements:
+            with self._own():
+                movable = renamable(driver(self.conn), old_table_name)
+                referencing = referencing_closure(self.conn, old_table_name)
+            if not movable:
+                by = (
+                    f"{', '.join(referencing)} reference it"
+                    if referencing
+                    else "it has keys or indexes"
+                )
+                raise InvalidOperation(
+                    f"rename_table {old_table_name} to {new_table_name}: DuckDB can't rename a "
+                    f"table while {by} (its FOREIGN KEYs would have to follow). Nothing was "
+                    f"changed. Create {new_table_name} (op.create_table), copy the rows "
+                    f"(op.execute), point the referencing tables at it (op.create_copy_swap), "
+                    f"then drop {old_table_name}."
+                )
+        super().rename_table(old_table_name, new_table_name, schema=schema)
+
+    def _own(self) -> Any:
+        held = self.run.held
+        return held.own() if held is not None else contextlib.nullcontext()
+
     def _recreate(self, table_name: str, schema: str | None) -> Any:
         # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
-        # with an explicit index (drop_column, alter_column of nullability,
-        # type or name) with Alembic's batch recreate. Here create_copy_swap
-        # wins: batch rebuilds from SQLAlchemy's reflection, which loses what
-        # it can't see (measured: TIMESTAMP_NS, COLLATE, generated columns,
-        # expression indexes), and checks no row first. Autogenerate never
-        # writes such a plain op (capabilities.py); a hand-written one is
-        # refused before anything runs.
+        # with an explicit index with Alembic's batch recreate, from
+        # SQLAlchemy's reflection (which loses what it can't see, and checks
+        # no row). Here such an operation is a rebuild (needs_rebuild); this
+        # is never reached, and refuses if it is.
         raise InvalidOperation(
             f"An ALTER of table {table_name} that DuckDB can't do in place: the table "
             "has an explicit index, and DuckDB then refuses to drop a column or change "
@@ -206,6 +267,11 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
+
+
+def _has_rows(connection: sa.Connection, table: str) -> bool:
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    return connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {quoted})").scalar() is True
 
 
 def _engine_default(action: str | None) -> bool:

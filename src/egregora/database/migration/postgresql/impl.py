@@ -21,7 +21,9 @@ from egregora.database.migration.catalog import changed_check_names, driver, ref
 from egregora.database.migration.copyswap.model import Facts, Stage, Step
 from egregora.database.migration.copyswap.postgresql import InPlacePlanner, concurrently
 from egregora.database.migration.definitions import referred_table
+from egregora.database.migration.handops import HandWrittenOps
 from egregora.database.migration.impl import EgregoraImpl
+from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.postgresql import aftercommit
 from egregora.database.migration.postgresql.executor import Sender
@@ -39,7 +41,7 @@ ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
 
 
-class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
+class EgregoraPostgresqlImpl(HandWrittenOps, EgregoraImpl, PostgresqlImpl):
     __dialect__ = "postgresql"
     planner = InPlacePlanner
     in_place = True
@@ -148,6 +150,13 @@ class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
         self.sender.send(lambda: raw.execute(step.sql), step.sql, revision, self.quote(step.table))
 
     # -- Alembic's plain operations ----------------------------------------------------------
+
+    def needs_rebuild(self, table: str, op: Any) -> bool:
+        """An operation rows can break: create_copy_swap's preflight, then ALTER in place.
+
+        Offline (--sql) a plain operation is written as it is.
+        """
+        return not self.as_sql and rows_can_break(op)
 
     def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
         """Alembic's plain operations, sent as every statement is (executor.py)."""
