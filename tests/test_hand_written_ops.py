@@ -19,7 +19,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
@@ -145,12 +144,16 @@ CASES: dict[str, Case] = {
         "UPDATE profiles SET subject_uuid = NULL WHERE id = 'p2'",
         "'p2'",
     ),
-    "batch: rename a column of a referenced table": Case(
+    "batch: rename a column of a referenced table, and NOT NULL": Case(
         "profiles",
         'with op.batch_alter_table("profiles") as batch:\n'
-        '    batch.alter_column("alias", new_column_name="handle")',
+        '    batch.alter_column("alias", new_column_name="handle")\n'
+        '    batch.alter_column("subject_uuid", nullable=False)',
         'with op.batch_alter_table("profiles") as batch:\n'
-        '    batch.alter_column("handle", new_column_name="alias")',
+        '    batch.alter_column("handle", new_column_name="alias")\n'
+        '    batch.alter_column("subject_uuid", nullable=True)',
+        "UPDATE profiles SET subject_uuid = NULL WHERE id = 'p2'",
+        "'p2'",
     ),
     "create_unique_constraint on an indexed table": Case(
         "media",
@@ -334,7 +337,9 @@ def test_on_postgresql(
 
 
 def test_renaming_a_referenced_table_is_refused_in_our_words(seeded: Path, tmp_path: Path) -> None:
-    case = Case("profiles", 'op.rename_table("profiles", "people")', 'op.rename_table("people", "profiles")')
+    case = Case(
+        "profiles", 'op.rename_table("profiles", "people")', 'op.rename_table("people", "profiles")'
+    )
     db = tmp_path / "db.duckdb"
     shutil.copy(seeded, db)
     digest = file_sha256(db)

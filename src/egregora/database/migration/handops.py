@@ -15,7 +15,7 @@ naming it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
@@ -146,7 +146,7 @@ _CALLS: dict[str, Callable[..., ops.MigrateOperation]] = {
     "add_column": lambda table, _t, column, **kw: ops.AddColumnOp(table, column),
     "drop_column": lambda table, _t, column, **kw: ops.DropColumnOp(table, column.name),
     "add_constraint": lambda table, const, **kw: ops.AddConstraintOp.from_constraint(const),
-    "drop_constraint": lambda table, const, **kw: ops.DropConstraintOp.from_constraint(const),
+    "drop_constraint": lambda table, const, **kw: dropped(const),
     "create_index": lambda table, index, **kw: ops.CreateIndexOp.from_index(index),
     "drop_index": lambda table, index, **kw: ops.DropIndexOp.from_index(index),
     "rename_table": lambda table, old, new, **kw: ops.RenameTableOp(old, new),
@@ -155,28 +155,45 @@ _CALLS: dict[str, Callable[..., ops.MigrateOperation]] = {
 }
 
 
-class HandWrittenOps:
+def dropped(const: sa.Constraint) -> ops.DropConstraintOp:
+    """The drop of ``const``, by name and kind (Alembic's own reads columns a name has not)."""
+    kind = next((k for k, t in _TYPES.items() if isinstance(const, t)), None)
+    return ops.DropConstraintOp(str(const.name), const.table.name, type_=kind)
+
+
+_TYPES: dict[str, type[sa.Constraint]] = {
+    "foreignkey": sa.ForeignKeyConstraint,
+    "primary": sa.PrimaryKeyConstraint,
+    "unique": sa.UniqueConstraint,
+    "check": sa.CheckConstraint,
+}
+
+
+class HandWrittenOps(EgregoraImpl):
     """Alembic's plain operations on an impl: in place, or as one rebuild (``as_rebuild``).
 
-    Mixed into each engine's impl before ``EgregoraImpl``; the engine says
-    which operations need a rebuild (``needs_rebuild``) and which name a
-    constraint a revision drops means (``resolved``).
+    Each engine's impl derives from this one; the engine says which
+    operations need a rebuild (``needs_rebuild``) and which constraint a
+    name a revision drops means (``resolved``).
     """
 
     def needs_rebuild(self, table: str, op: ops.MigrateOperation) -> bool:
-        """Whether ``op`` on ``table`` runs as a rebuild (rows can break it, by default)."""
+        """Whether ``op`` on ``table`` runs as a rebuild (the engine's answer)."""
         raise NotImplementedError
 
     def resolved(self, op: ops.DropConstraintOp) -> ops.DropConstraintOp:
         """The drop of the constraint ``op``'s name means (the name as given, by default)."""
         return op
 
-    def _run(self, table: str, op: ops.MigrateOperation, native: Callable[[], None]) -> None:
-        impl = cast(EgregoraImpl, self)
+    def _plain(self, schema: str | None, table: str, op: Any, native: Callable[[], None]) -> None:
+        """``op``: in place (``native``), or as a rebuild."""
+        if schema is not None or self.run.own_statements:
+            native()  # another schema is not this one's; our own DDL is as planned
+            return
         if isinstance(op, ops.DropConstraintOp):
             op = self.resolved(op)
         if self.needs_rebuild(table, op):
-            as_rebuild(impl, table, [op])
+            as_rebuild(self, table, [op])
             return
         with failing_as(f"{describe([op])} on {table} failed"):
             native()
@@ -185,73 +202,64 @@ class HandWrittenOps:
         self, table_name: str, column: Any, schema: str | None = None, **kw: Any
     ) -> None:
         op = ops.AddColumnOp(table_name, column, schema=schema)
-        parent = super()
         self._plain(
             schema,
             table_name,
             op,
-            lambda: parent.add_column(table_name, column, schema=schema, **kw),
-        )  # type: ignore[misc]
+            lambda: super(HandWrittenOps, self).add_column(table_name, column, schema=schema, **kw),
+        )
 
     def drop_column(
         self, table_name: str, column: Any, schema: str | None = None, **kw: Any
     ) -> None:
         op = ops.DropColumnOp(table_name, column.name, schema=schema)
-        parent = super()
         self._plain(
             schema,
             table_name,
             op,
-            lambda: parent.drop_column(table_name, column, schema=schema, **kw),
-        )  # type: ignore[misc]
+            lambda: super(HandWrittenOps, self).drop_column(
+                table_name, column, schema=schema, **kw
+            ),
+        )
 
     def alter_column(self, table_name: str, column_name: str, **kw: Any) -> None:
         op = _alter(table_name, table_name, column_name, **kw)
-        parent = super()
         self._plain(
             kw.get("schema"),
             table_name,
             op,
-            lambda: parent.alter_column(table_name, column_name, **kw),
-        )  # type: ignore[misc]
+            lambda: super(HandWrittenOps, self).alter_column(table_name, column_name, **kw),
+        )
 
-    def add_constraint(self, const: Any) -> None:
+    def add_constraint(self, const: Any, **kw: Any) -> None:
         op = ops.AddConstraintOp.from_constraint(const)
-        parent = super()
-        self._plain(const.table.schema, const.table.name, op, lambda: parent.add_constraint(const))  # type: ignore[misc]
+        table = const.table
+        self._plain(
+            table.schema,
+            table.name,
+            op,
+            lambda: super(HandWrittenOps, self).add_constraint(const, **kw),
+        )
 
     def drop_constraint(self, const: Any, **kw: Any) -> None:
-        op = ops.DropConstraintOp.from_constraint(const)
-        parent = super()
+        op = dropped(const)
+        table = const.table
         self._plain(
-            const.table.schema, const.table.name, op, lambda: parent.drop_constraint(const, **kw)
-        )  # type: ignore[misc]
+            table.schema,
+            table.name,
+            op,
+            lambda: super(HandWrittenOps, self).drop_constraint(const, **kw),
+        )
 
     def create_index(self, index: Any, **kw: Any) -> None:
         op = ops.CreateIndexOp.from_index(index)
-        parent = super()
+        table = index.table
         self._plain(
-            index.table.schema, index.table.name, op, lambda: parent.create_index(index, **kw)
-        )  # type: ignore[misc]
-
-    def rename_table(
-        self, old_table_name: str, new_table_name: str, schema: str | None = None
-    ) -> None:
-        op = ops.RenameTableOp(old_table_name, new_table_name, schema=schema)
-        parent = super()
-        self._plain(
-            schema,
-            old_table_name,
+            table.schema,
+            table.name,
             op,
-            lambda: parent.rename_table(old_table_name, new_table_name, schema=schema),
-        )  # type: ignore[misc]
-
-    def _plain(self, schema: str | None, table: str, op: Any, native: Callable[[], None]) -> None:
-        impl = cast(EgregoraImpl, self)
-        if schema is not None or impl.run.own_statements:
-            native()  # another schema is not this one's; our own DDL is as planned
-            return
-        self._run(table, op, native)
+            lambda: super(HandWrittenOps, self).create_index(index, **kw),
+        )
 
     def requires_recreate_in_batch(self, batch_op: Any) -> bool:
         """Alembic's batch: its operations collected into one rebuild, when one needs it.
@@ -266,7 +274,7 @@ class HandWrittenOps:
         ]
         if batch_op.schema is not None or not any(self.needs_rebuild(table, o) for o in operations):
             return False
-        as_rebuild(cast(EgregoraImpl, self), table, operations, batch_op.copy_from)
+        as_rebuild(self, table, operations, batch_op.copy_from)
         batch_op.batch = []
         return False
 

@@ -19,7 +19,7 @@ DuckDB the impl resolves a name first: :mod:`.names`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,7 +262,7 @@ def _table_comment(draft: Draft, op: ops.CreateTableCommentOp | ops.DropTableCom
     draft.comment = op.comment if isinstance(op, ops.CreateTableCommentOp) else None
 
 
-_HANDLERS: tuple[tuple[type[Any], Any], ...] = (
+_HANDLERS: tuple[tuple[type[Any] | tuple[type[Any], ...], Callable[..., None]], ...] = (
     (ops.AddColumnOp, _add_column),
     (ops.DropColumnOp, _drop_column),
     (ops.AlterColumnOp, _alter_column),
@@ -295,7 +295,7 @@ def _name(constraint: sa.Constraint | sa.Index) -> str | None:
 def _default(value: Any) -> Any:
     if value is None or isinstance(value, str | sa.DefaultClause | sa.TextClause):
         if isinstance(value, sa.DefaultClause):
-            return sa.DefaultClause(value.arg)  # type: ignore[arg-type]
+            return sa.DefaultClause(value.arg)
         return value
     return sa.DefaultClause(value)
 
@@ -420,8 +420,9 @@ def _renamed(constraint: sa.Constraint, old: str, new: str) -> sa.Constraint:
             match=constraint.match,
         )
     columns = swap(_colargs(constraint))
-    kind = type(constraint)
-    return kind(*columns, name=name)  # type: ignore[call-arg]
+    if isinstance(constraint, sa.PrimaryKeyConstraint):
+        return sa.PrimaryKeyConstraint(*columns, name=name)
+    return sa.UniqueConstraint(*columns, name=name)
 
 
 def _colargs(constraint: sa.Constraint) -> list[str]:

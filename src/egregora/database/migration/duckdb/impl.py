@@ -50,7 +50,6 @@ from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
 from egregora.database.migration.handops import HandWrittenOps, held_target
-from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.namerecord import keep_names, resolve_constraint
 from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
@@ -61,7 +60,7 @@ from egregora.database.migration.sqltext import identifiers
 __all__ = ["EgregoraDuckDBImpl"]
 
 
-class EgregoraDuckDBImpl(HandWrittenOps, EgregoraImpl, DuckDBImpl):
+class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
     __dialect__ = "duckdb"
     planner = RebuildPlanner
     in_place = False
@@ -166,12 +165,15 @@ class EgregoraDuckDBImpl(HandWrittenOps, EgregoraImpl, DuckDBImpl):
             return op
         with self._own():
             found = resolve_constraint(
-                self.conn, op.table_name, op.constraint_name, op.constraint_type
+                self.conn, op.table_name, str(op.constraint_name), op.constraint_type
             )
         return ops.DropConstraintOp(found.name, op.table_name, type_=op.constraint_type)
 
     def rename_table(
-        self, old_table_name: str, new_table_name: str, schema: str | None = None
+        self,
+        old_table_name: str,
+        new_table_name: str | sa.sql.elements.quoted_name,
+        schema: str | sa.sql.elements.quoted_name | None = None,
     ) -> None:
         if schema is None and not self.as_sql and not self.run.own_statements:
             with self._own():

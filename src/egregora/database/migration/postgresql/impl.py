@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.ddl.postgresql import PostgresqlImpl
+from alembic.operations import ops
 from sqlalchemy.schema import CreateIndex
 
 from egregora.database.migration.catalog import changed_check_names, driver, referencing_closure
@@ -22,7 +23,6 @@ from egregora.database.migration.copyswap.model import Facts, Stage, Step
 from egregora.database.migration.copyswap.postgresql import InPlacePlanner, concurrently
 from egregora.database.migration.definitions import referred_table
 from egregora.database.migration.handops import HandWrittenOps
-from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.postgresql import aftercommit
@@ -41,7 +41,7 @@ ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
 
 
-class EgregoraPostgresqlImpl(HandWrittenOps, EgregoraImpl, PostgresqlImpl):
+class EgregoraPostgresqlImpl(HandWrittenOps, PostgresqlImpl):
     __dialect__ = "postgresql"
     planner = InPlacePlanner
     in_place = True
@@ -174,6 +174,11 @@ class EgregoraPostgresqlImpl(HandWrittenOps, EgregoraImpl, PostgresqlImpl):
         Where this run can't defer (a connection lent in a transaction), it
         is built in the transaction, as Alembic would.
         """
+        if index.unique and self.needs_rebuild(
+            index.table.name, ops.CreateIndexOp.from_index(index)
+        ):
+            super().create_index(index, **kw)  # its rows checked first (handops.py)
+            return
         queue = self.run.after_commit
         if queue is None or kw:
             super().create_index(index, **kw)
