@@ -29,6 +29,7 @@ from alembic.operations import ops
 from egregora.database.migration.copyswap.model import ColumnMapValue
 from egregora.database.migration.definitions import plain_column
 from egregora.database.migration.errors import InvalidOperation
+from egregora.database.migration.sqltext import identifiers
 
 __all__ = ["Draft", "changed", "changed_by_all", "rows_can_break"]
 
@@ -165,8 +166,8 @@ def _drop_column(draft: Draft, op: ops.DropColumnOp) -> None:
     name = op.column_name
     draft.find(name)
     draft.columns = [c for c in draft.columns if c.name != name]
-    draft.constraints = [c for c in draft.constraints if name not in _reads(c)]
-    draft.indexes = [i for i in draft.indexes if name not in _index_reads(i)]
+    draft.constraints = [c for c in draft.constraints if not _reads_column(_reads(c), name)]
+    draft.indexes = [i for i in draft.indexes if not _reads_column(_index_reads(i), name)]
     draft.column_map.pop(name, None)
 
 
@@ -370,25 +371,26 @@ def _index(index: sa.Index) -> sa.Index | None:
 def _reads(constraint: sa.Constraint) -> set[str]:
     """The column names a copied constraint reads (a CHECK: the identifiers in its text)."""
     if isinstance(constraint, sa.CheckConstraint):
-        from egregora.database.migration.capabilities import _identifiers
-
         names = {
             e.name
             for e in sa.sql.visitors.iterate(constraint.sqltext)
             if isinstance(e, sa.sql.elements.ColumnClause)
         }
-        return names | _identifiers(str(constraint.sqltext))
+        return names | identifiers(str(constraint.sqltext))
     if isinstance(constraint, sa.ForeignKeyConstraint):
         return {str(c) for c in constraint.column_keys}
     return {c if isinstance(c, str) else c.name for c in constraint._pending_colargs}  # type: ignore[attr-defined]
 
 
-def _index_reads(index: sa.Index) -> set[str]:
-    from egregora.database.migration.capabilities import _identifiers
+def _reads_column(names: set[str], column: str) -> bool:
+    """Whether ``column`` is among ``names`` (a text's identifiers are lower-cased)."""
+    return column in names or column.lower() in names
 
+
+def _index_reads(index: sa.Index) -> set[str]:
     found: set[str] = set()
     for e in index.expressions:
-        found |= {e} if isinstance(e, str) else _identifiers(str(e))
+        found |= {e} if isinstance(e, str) else identifiers(str(e))
     return found
 
 
@@ -400,7 +402,7 @@ def _renamed(constraint: sa.Constraint, old: str, new: str) -> sa.Constraint:
 
     name = _name(constraint)
     if isinstance(constraint, sa.CheckConstraint):
-        if old not in _reads(constraint):
+        if not _reads_column(_reads(constraint), old):
             return constraint
         raise InvalidOperation(
             f"alter_column renaming {old} to {new}: the CHECK {name or constraint.sqltext} "
@@ -431,7 +433,10 @@ def _colargs(constraint: sa.Constraint) -> list[str]:
 
 def _renamed_index(index: sa.Index, old: str, new: str) -> sa.Index:
     expressions = [new if e == old else e for e in index.expressions]
-    if any(not isinstance(e, str) and old in _index_reads(sa.Index(None, e)) for e in expressions):
+    if any(
+        not isinstance(e, str) and _reads_column(_index_reads(sa.Index(None, e)), old)
+        for e in expressions
+    ):
         raise InvalidOperation(
             f"alter_column renaming {old} to {new}: the index {index.name} reads {old} in an "
             "expression. Nothing was changed; drop the index first (op.drop_index), rename the "
