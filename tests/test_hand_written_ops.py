@@ -60,6 +60,11 @@ def upgrade():
         sa.Column("n", sa.String()),
     )
     op.create_table("labels", sa.Column("name", sa.String()), sa.Column("note", sa.String()))
+    op.create_table(
+        "topics", sa.Column("id", sa.String(), primary_key=True), sa.Column("name", sa.String())
+    )
+    op.create_index("ix_topics_name", "topics", ["name"])
+    op.add_column("notes", sa.Column("topic_id", sa.String(), sa.ForeignKey("topics.id")))
     op.create_index("ix_media_filename", "media", ["filename"])
     op.execute(
         "INSERT INTO profiles (id, created_at, title, subject_uuid, alias) VALUES "
@@ -76,11 +81,16 @@ def upgrade():
         "('n1', 'p1', 'm1', 'hi', '1'), ('n2', 'p2', 'm2', 'yo', '2')"
     )
     op.execute("INSERT INTO labels (name, note) VALUES ('l1', 'x'), ('l2', 'y')")
+    op.execute("INSERT INTO topics (id, name) VALUES ('t1', 'one'), ('t2', 'two')")
+    op.execute("UPDATE notes SET topic_id = 't1'")
 
 
 def downgrade():
     op.drop_index("ix_media_filename", "media")
     op.drop_table("labels")
+    op.drop_column("notes", "topic_id")
+    op.drop_index("ix_topics_name", "topics")
+    op.drop_table("topics")
     op.drop_table("notes")
     op.execute("DELETE FROM media")
     op.execute("DELETE FROM profiles")
@@ -95,6 +105,11 @@ class Case:
     violate: str | None = None  # SQL that gives the table a row the operation refuses
     row: str = ""  # the key of that row, as a refusal names it
     postgresql: bool = False
+    source: str = ""  # the table before the upgrade, when it renames it
+
+    @property
+    def before(self) -> str:
+        return self.source or self.table
 
 
 CASES: dict[str, Case] = {
@@ -196,6 +211,13 @@ CASES: dict[str, Case] = {
         "UPDATE notes SET n = 'abc' WHERE id = 'n2'",
         "'n2'",
     ),
+    "rename_table of a referenced, indexed table (its FOREIGN KEYs follow)": Case(
+        "subjects",
+        'op.rename_table("topics", "subjects")',
+        'op.rename_table("subjects", "topics")',
+        postgresql=True,
+        source="topics",
+    ),
     "create_primary_key on a table without one": Case(
         "labels",
         'op.create_primary_key("pk_labels", "labels", ["name"])',
@@ -278,10 +300,10 @@ def _round_trip(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The case's checks, on a database at hw_setup (``db``: its DuckDB file)."""
-    before = _rows(url, case.table)
+    before = _rows(url, case.before)
     if case.violate is not None:
         _execute(url, case.violate)
-        before = _rows(url, case.table)
+        before = _rows(url, case.before)
         digest = file_sha256(db) if db is not None else None
         with pytest.raises(ConstraintViolations) as refused:
             command.upgrade(_cfg(ini, url, dry_run="true"), "head")
@@ -300,7 +322,7 @@ def _round_trip(
         command.upgrade(_cfg(ini, url), "head")
     assert _rows(url, case.table) == before
     command.downgrade(_cfg(ini, url), "-1")
-    assert _rows(url, case.table) == before
+    assert _rows(url, case.before) == before
     command.upgrade(_cfg(ini, url), "head")
     assert _rows(url, case.table) == before
     _no_engine_words(caplog.text)
@@ -336,16 +358,17 @@ def test_on_postgresql(
     _round_trip(ini, pg_url, case, None, caplog, capsys)
 
 
-def test_renaming_a_referenced_table_is_refused_in_our_words(seeded: Path, tmp_path: Path) -> None:
-    case = Case(
-        "profiles", 'op.rename_table("profiles", "people")', 'op.rename_table("people", "profiles")'
-    )
+def test_renaming_a_table_a_view_reads_is_refused_in_our_words(
+    seeded: Path, tmp_path: Path
+) -> None:
+    """DuckDB binds a view by name: renaming what it reads would break it."""
+    case = Case("media", 'op.rename_table("media", "files")', "pass")
     db = tmp_path / "db.duckdb"
     shutil.copy(seeded, db)
     digest = file_sha256(db)
     with pytest.raises(InvalidOperation) as refused:
         command.upgrade(_cfg(_project(tmp_path, case), f"duckdb:///{db}"), "head")
-    assert "notes reference it" in str(refused.value)
+    assert "the view documents_view reads media" in str(refused.value)
     assert file_sha256(db) == digest
 
 

@@ -19,18 +19,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
+from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
 from egregora.database.migration.catalog import reflect, tables_and_views
 from egregora.database.migration.copyswap.model import Change
-from egregora.database.migration.copyswap.rebuild import apply
+from egregora.database.migration.copyswap.rebuild import apply, current_definition, rebuild
 from egregora.database.migration.copyswap.script import write_script
+from egregora.database.migration.definitions import referred_columns, referred_table
 from egregora.database.migration.errors import InvalidOperation, failing_as
 from egregora.database.migration.impl import EgregoraImpl
-from egregora.database.migration.opchange import changed_by_all
+from egregora.database.migration.opchange import changed, changed_by_all, references_renamed
 from egregora.database.migration.runstate import current_revision
 
 __all__ = [
     "HandWrittenOps",
+    "renamed_by_copy",
     "as_rebuild",
     "batch_operation",
     "describe",
@@ -115,6 +118,61 @@ def as_rebuild(
         previous = table_now(impl, name)
         target, column_map = changed_by_all(previous, operations)
         apply(impl, Change(target, column_map, None, (), revision, mode, impl.run.policy))
+
+
+def renamed_by_copy(impl: EgregoraImpl, old: str, new: str) -> None:
+    """Rename ``old`` to ``new`` where the engine can't: a copy, its references moved, a drop.
+
+    DuckDB renames no table with a key, an index, or a FOREIGN KEY into it.
+    The table is created anew under ``new`` (its keys in CREATE TABLE, its
+    indexes after), its rows copied; each table that references it is
+    rebuilt (create_copy_swap's road) with its FOREIGN KEYs pointing at
+    ``new``; then ``old`` is dropped, and its indexes built on ``new``. In
+    the run's transaction: a failure or a dry run leaves everything as it
+    was. A view or macro that reads ``old`` is refused first (DuckDB binds
+    it by name).
+    """
+    what = f"rename_table {old} to {new}"
+    with failing_as(f"{what} failed"):
+        previous = table_now(impl, old)
+        for kind, name, _used in impl.readers_of(old, previous.columns.keys())[:1]:
+            raise InvalidOperation(
+                f"{what}: the {kind} {name} reads {old}, and DuckDB binds it by name, so it "
+                f"would break. Nothing was changed. Drop the {kind} earlier in the revision "
+                f"(op.execute), rename the table, then create it again over {new}."
+            )
+        target, _ = changed(previous, ops.RenameTableOp(old, new))
+        direct = [
+            d
+            for d in impl.dependents(old)
+            if any(referred_table(fk) == old for fk in d.foreign_key_constraints)
+        ]
+        connection = impl.conn
+        _stub_referenced(target)
+        connection.execute(CreateTable(target))
+        columns = ", ".join(impl.quote(c.name) for c in previous.columns if c.computed is None)
+        connection.exec_driver_sql(
+            f"INSERT INTO {impl.quote(new)} ({columns}) SELECT {columns} FROM {impl.quote(old)}"
+        )
+        revision, mode = current_revision(), impl.run.mode(None)
+        for dependent in direct:
+            moved = references_renamed(dependent, old, new)
+            change = Change(moved, {}, None, (), revision, mode, impl.run.policy)
+            impl.record_constraint_names(moved)
+            rebuild(impl, [change.at(current_definition(connection, change))])
+        connection.execute(DropTable(previous))
+        for index in target.indexes:  # index names are the schema's: built once the old go
+            connection.execute(CreateIndex(index))
+
+
+def _stub_referenced(table: sa.Table) -> None:
+    """The tables ``table``'s FOREIGN KEYs reference, as stubs in its MetaData, to compile it."""
+    for fk in table.foreign_key_constraints:
+        name = referred_table(fk)
+        if name in table.metadata.tables:
+            continue
+        columns = zip(fk.columns, referred_columns(fk), strict=True)
+        sa.Table(name, table.metadata, *(sa.Column(r, c.type) for c, r in columns))
 
 
 # -- the impl's side: Alembic's calls, as operations --------------------------------------

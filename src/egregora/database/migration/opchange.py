@@ -31,7 +31,7 @@ from egregora.database.migration.definitions import plain_column
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.sqltext import identifiers
 
-__all__ = ["Draft", "changed", "changed_by_all", "rows_can_break"]
+__all__ = ["Draft", "changed", "changed_by_all", "references_renamed", "rows_can_break"]
 
 
 @dataclass
@@ -104,6 +104,13 @@ def changed_by_all(
     for op in operations:
         apply(draft, op)
     return draft.table(), draft.renames()
+
+
+def references_renamed(table: sa.Table, old: str, new: str) -> sa.Table:
+    """``table`` with its FOREIGN KEYs into table ``old`` pointing at ``new`` instead."""
+    draft = Draft.of(table)
+    draft.constraints = [_retargeted(c, old, new) for c in draft.constraints]
+    return draft.table()
 
 
 def apply(draft: Draft, op: ops.MigrateOperation) -> None:

@@ -32,7 +32,6 @@ from egregora.database.migration.capabilities import (
 from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
-    referencing_closure,
     renamable,
     scratch_type_name,
     stored_indexes,
@@ -49,7 +48,7 @@ from egregora.database.migration.definitions import (
 from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
-from egregora.database.migration.handops import HandWrittenOps, held_target
+from egregora.database.migration.handops import HandWrittenOps, held_target, renamed_by_copy
 from egregora.database.migration.namerecord import keep_names, resolve_constraint
 from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
@@ -178,20 +177,9 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
         if schema is None and not self.as_sql and not self.run.own_statements:
             with self._own():
                 movable = renamable(driver(self.conn), old_table_name)
-                referencing = referencing_closure(self.conn, old_table_name)
-            if not movable:
-                by = (
-                    f"{', '.join(referencing)} reference it"
-                    if referencing
-                    else "it has keys or indexes"
-                )
-                raise InvalidOperation(
-                    f"rename_table {old_table_name} to {new_table_name}: DuckDB can't rename a "
-                    f"table while {by} (its FOREIGN KEYs would have to follow). Nothing was "
-                    f"changed. Create {new_table_name} (op.create_table), copy the rows "
-                    f"(op.execute), point the referencing tables at it (op.create_copy_swap), "
-                    f"then drop {old_table_name}."
-                )
+            if not movable:  # a key, an index, or a FOREIGN KEY into it: DuckDB refuses
+                renamed_by_copy(self, old_table_name, str(new_table_name))
+                return
         super().rename_table(old_table_name, new_table_name, schema=schema)
 
     def _own(self) -> Any:
