@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
@@ -307,9 +309,9 @@ def _round_trip(
         digest = file_sha256(db) if db is not None else None
         with pytest.raises(ConstraintViolations) as refused:
             command.upgrade(_cfg(ini, url, dry_run="true"), "head")
-        rehearsed = capsys.readouterr().out
-        assert case.row in rehearsed and "the real run would be refused" in rehearsed
-        _no_engine_words(rehearsed)
+        rehearsed = capsys.readouterr()
+        assert case.row in rehearsed.out and "the real run would be refused" in rehearsed.out
+        _no_engine_words(rehearsed.out, rehearsed.err)
         with pytest.raises(ConstraintViolations) as refused:
             command.upgrade(_cfg(ini, url), "head")
         message = str(refused.value)
@@ -325,7 +327,9 @@ def _round_trip(
     assert _rows(url, case.before) == before
     command.upgrade(_cfg(ini, url), "head")
     assert _rows(url, case.table) == before
-    _no_engine_words(caplog.text)
+    logged = capsys.readouterr()  # Alembic's log (stderr) and the reports (stdout)
+    assert "Running upgrade hw_setup -> hw_case" in logged.err
+    _no_engine_words(logged.out, logged.err, caplog.text)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -397,3 +401,31 @@ def test_offline_a_rebuild_needs_the_table_definition(seeded: Path, tmp_path: Pa
         cfg.stdout = out
         command.upgrade(cfg, "hw_setup:head", sql=True)
     assert "length(body) > 0" in out.getvalue()
+
+
+def test_a_revision_s_operations_on_a_table_write_it_once(
+    seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hand-written operations are fused as create_copy_swap's are (held.py)."""
+    case = Case(
+        "notes",
+        'op.create_check_constraint("id_short", "notes", "length(id) < 10")\n'
+        'op.alter_column("notes", "body", nullable=False)\n'
+        'op.alter_column("media", "mime_type", type_=sa.Text(), comment="the type")\n'
+        'op.create_unique_constraint("uq_media_mime", "media", ["mime_type"])',
+        "pass",
+    )
+    db = tmp_path / "db.duckdb"
+    shutil.copy(seeded, db)
+    command.upgrade(_cfg(_project(tmp_path, case), f"duckdb:///{db}"), "head")
+    logged = capsys.readouterr().err
+    written = re.findall(r"create_copy_swap (\w+): \d+ rows? copied", logged)
+    assert sorted(written) == ["media", "notes"], logged
+    with duckdb.connect(str(db), read_only=True) as con:
+        kinds = con.execute(
+            "SELECT table_name, constraint_type FROM duckdb_constraints() "
+            "WHERE table_name IN ('notes', 'media') AND constraint_type IN ('CHECK', 'UNIQUE', "
+            "'NOT NULL') ORDER BY ALL"
+        ).fetchall()
+    assert ("notes", "CHECK") in kinds and ("notes", "NOT NULL") in kinds
+    assert kinds.count(("media", "UNIQUE")) == 2  # phash's and the new one
