@@ -28,6 +28,7 @@ from alembic.config import Config
 from alembic import command
 from egregora.database.migration.errors import ConstraintViolations, InvalidOperation, SchemaError
 
+from . import pg_server as pg_server_module
 from .conftest import HEAD, copy_project, file_sha256
 
 ENGINE_CLASSES = (
@@ -347,19 +348,41 @@ def test_on_duckdb(
     _round_trip(_project(tmp_path, case), f"duckdb:///{db}", case, db, caplog, capsys)
 
 
+@pytest.fixture(scope="module")
+def pg_seeded(
+    pg_server: pg_server_module.PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """One PostgreSQL database at the setup revision: each case's is a copy (its TEMPLATE)."""
+    url = pg_server.create_database("hand_ops_template")
+    folder = tmp_path_factory.mktemp("hand_ops_pg")
+    command.upgrade(_cfg(_project(folder, None), url), "hw_setup")
+    return "hand_ops_template"
+
+
+def _pg_copy(server: pg_server_module.PostgresServer, template: str, name: str) -> str:
+    engine = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        engine.dispose()
+    return server.database_url(name)
+
+
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.postgresql])
 def test_on_postgresql(
     name: str,
-    pg_url: str,
+    pg_server: pg_server_module.PostgresServer,
+    pg_seeded: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     case = CASES[name]
     caplog.set_level(logging.INFO)
-    ini = _project(tmp_path, case)
-    command.upgrade(_cfg(ini, pg_url), "hw_setup")
-    _round_trip(ini, pg_url, case, None, caplog, capsys)
+    url = _pg_copy(pg_server, pg_seeded, f"hand_ops_{sorted(CASES).index(name)}")
+    _round_trip(_project(tmp_path, case), url, case, None, caplog, capsys)
 
 
 def test_renaming_a_table_a_view_reads_is_refused_in_our_words(
