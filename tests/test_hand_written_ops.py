@@ -131,6 +131,26 @@ CASES: dict[str, Case] = {
         'server_default="en"))',
         'op.drop_column("profiles", "lang")',
     ),
+    "add_column whose default breaks its CHECK": Case(
+        "profiles",
+        'op.add_column("profiles", sa.Column("lang", sa.String(), '
+        'sa.CheckConstraint("length(lang) = 2", name="lang_len"), nullable=False, '
+        'server_default="eng"))',
+        'op.drop_column("profiles", "lang")',
+        "SELECT 1",  # every row breaks it: the default does
+        "'p1'",
+    ),
+    "add_column with a FOREIGN KEY on a plain table": Case(
+        "notes",
+        'op.add_column("notes", sa.Column("editor_id", sa.String(), '
+        'sa.ForeignKey("profiles.id", name="fk_notes_editor")))',
+        'op.drop_column("notes", "editor_id")',
+    ),
+    "add_column UNIQUE on an indexed table": Case(
+        "media",
+        'op.add_column("media", sa.Column("code", sa.String(), unique=True))',
+        'op.drop_column("media", "code")',
+    ),
     "drop_column on a referenced table": Case(
         "profiles",
         'op.drop_column("profiles", "alias")',
