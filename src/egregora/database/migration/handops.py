@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
-from egregora.database.migration.catalog import reflect, tables_and_views
+from egregora.database.migration.catalog import tables_and_views
 from egregora.database.migration.copyswap.model import Change
 from egregora.database.migration.copyswap.rebuild import apply, current_definition, rebuild
 from egregora.database.migration.copyswap.script import write_script
@@ -90,7 +90,7 @@ def _reflected(impl: EgregoraImpl, name: str) -> sa.Table:
             f"{', '.join(sorted(existing)) or 'no tables'}). Nothing was changed; check the "
             "revision's table name, or create the table first (op.create_table)."
         )
-    return reflect(impl.conn, name)
+    return impl.definition_of(name)
 
 
 def as_rebuild(

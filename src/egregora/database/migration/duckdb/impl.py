@@ -32,8 +32,10 @@ from egregora.database.migration.capabilities import (
 from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
+    reflect,
     renamable,
     scratch_type_name,
+    snapshot,
     stored_indexes,
     stored_tables,
 )
@@ -158,6 +160,22 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
                 return True
             return rows_can_break(op) and _has_rows(self.conn, table)
 
+    def definition_of(self, name: str) -> sa.Table:
+        """Reflected, each column of the type DuckDB itself names (``duckdb_columns()``).
+
+        SQLAlchemy's reflection reads some types as a wider family: a
+        ``TIMESTAMP_NS`` comes back as a ``TIMESTAMP`` (microseconds), and a
+        rebuild from it would cut every value's nanoseconds (measured).
+        """
+        table = reflect(self.conn, name)
+        spelled = {c.name: c.data_type for c in snapshot(driver(self.conn), [name])[name].columns}
+        compile_type = self.dialect.type_compiler_instance.process
+        for column in table.columns:
+            exact = spelled.get(column.name)
+            if exact is not None and compile_type(column.type).upper() != exact.upper():
+                column.type = DuckDBType(exact)
+        return table
+
     def resolved(self, op: ops.DropConstraintOp) -> ops.DropConstraintOp:
         """The constraint a name means (names.py): DuckDB keeps none of them."""
         if self.as_sql or held_target(self, op.table_name) is not None:
@@ -257,6 +275,18 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
+
+
+class DuckDBType(sa.types.UserDefinedType[object]):
+    """A column type as DuckDB spells it (``TIMESTAMP_NS``, ``DECIMAL(18,3)``...), kept as is."""
+
+    cache_ok = True
+
+    def __init__(self, spelled: str) -> None:
+        self.spelled = spelled
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spelled
 
 
 def _has_rows(connection: sa.Connection, table: str) -> bool:
