@@ -234,6 +234,14 @@ CASES: dict[str, Case] = {
         "UPDATE notes SET n = 'abc' WHERE id = 'n2'",
         "'n2'",
     ),
+    # PostgreSQL has no TRY(): a value that doesn't convert stops the run in one
+    # paragraph (rolled back) instead of being named by the preflight
+    "alter_column type_, every value converts": Case(
+        "notes",
+        'op.alter_column("notes", "n", type_=sa.Integer(), postgresql_using="n::integer")',
+        'op.alter_column("notes", "n", type_=sa.String())',
+        postgresql=True,
+    ),
     "rename_table of a referenced, indexed table (its FOREIGN KEYs follow)": Case(
         "subjects",
         'op.rename_table("topics", "subjects")',
