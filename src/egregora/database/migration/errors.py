@@ -89,9 +89,18 @@ _ENGINE_CLASS = re.compile(r"^(?:[A-Za-z]+ )*?(?:[A-Za-z]+ )?Error: ")
 
 
 def in_our_words(detail: str) -> str:
-    """An engine's one line without its error class name: what it said, not what it calls it."""
-    plain = _ENGINE_CLASS.sub("", detail, count=1)
-    return f"the database said: {plain}" if plain != detail else detail
+    """An engine's one line without its error class name: what it said, not what it calls it.
+
+    Running out of memory is said as such (``Out of Memory: ...``): it tells
+    what to do (more memory, or room for temporary files).
+    """
+    found = _ENGINE_CLASS.match(detail)
+    if found is None:
+        return detail
+    plain = detail[found.end() :]
+    if found.group(0).lower().startswith("out of memory"):
+        return f"Out of Memory: {plain}"
+    return f"the database said: {plain}"
 
 
 def is_interrupt(exc: BaseException) -> bool:
