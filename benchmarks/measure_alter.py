@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
+from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 import alembic
 import egregora.database.migration.impl  # noqa: F401  (registers EgregoraDuckDBImpl)
@@ -465,6 +466,9 @@ def rendered_sql(op: alembic_ops.MigrateOperation) -> list[str]:
     context = MigrationContext.configure(
         dialect_name="duckdb", opts={"as_sql": True, "output_buffer": buffer}
     )
+    # duckdb-sqlalchemy's own impl: what DuckDB's ALTER is asked, with no rebuild
+    # (EgregoraDuckDBImpl would write a rebuild where the ALTER can't run, or refuse)
+    context.impl = DuckDBImpl(context.dialect, None, True, None, buffer, context.opts)
     Operations(context).invoke(op)
     return buffer.statements
 

@@ -208,12 +208,17 @@ PLANNING = [
         "barriers",
         "validate",
     )
-] + [f"{M}.definitions"]
+] + [f"{M}.definitions", f"{M}.opchange"]
 #: What planning never imports: connections, the catalog, the run, the engines' impls.
 NOT_PLANNING = (
     "duckdb",
     "psycopg",
-    "alembic",
+    # Alembic's operations are data (alembic.operations.ops); its runtime is not
+    "alembic.runtime",
+    "alembic.ddl",
+    "alembic.command",
+    "alembic.context",
+    "alembic.op",
     f"{M}.catalog",
     f"{M}.impl",
     f"{M}.dialects",

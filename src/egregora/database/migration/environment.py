@@ -36,6 +36,7 @@ from egregora.database.migration.errors import (
     DryRunRefused,
     MigrationFailed,
     first_line,
+    in_our_words,
     is_interrupt,
     is_out_of_memory,
     out_of_memory,
@@ -257,7 +258,7 @@ def _refusal(exc: BaseException, connection: sa.Connection, state: RunState) -> 
         return MigrationFailed(out_of_memory(first_line(exc), state.memory_limit))
     return MigrationFailed(
         f"The database refused a statement and the migration was rolled back, so the "
-        f"database is as it was before: {first_line(exc)}. Fix the revision or the "
+        f"database is as it was before: {in_our_words(first_line(exc))}. Fix the revision or the "
         "data it trips on, then run the command again."
     )
 

@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 from alembic.util import CommandError
@@ -22,6 +23,7 @@ __all__ = [
     "SchemaError",
     "failing_as",
     "first_line",
+    "in_our_words",
     "is_interrupt",
     "is_out_of_memory",
     "out_of_memory",
@@ -81,6 +83,26 @@ def first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(original).__name__).rstrip(".")
 
 
+#: DuckDB's error classes as its messages start ("Dependency Error: ...",
+#: "Not implemented Error: ..."): this schema says what went wrong in its own words
+_ENGINE_CLASS = re.compile(r"^(?:[A-Za-z]+ )*?(?:[A-Za-z]+ )?Error: ")
+
+
+def in_our_words(detail: str) -> str:
+    """An engine's one line without its error class name: what it said, not what it calls it.
+
+    Running out of memory is said as such (``Out of Memory: ...``): it tells
+    what to do (more memory, or room for temporary files).
+    """
+    found = _ENGINE_CLASS.match(detail)
+    if found is None:
+        return detail
+    plain = detail[found.end() :]
+    if found.group(0).lower().startswith("out of memory"):
+        return f"Out of Memory: {plain}"
+    return f"the database said: {plain}"
+
+
 def is_interrupt(exc: BaseException) -> bool:
     """Ctrl-C, however it surfaces: Python's KeyboardInterrupt, or DuckDB's
     "Query interrupted" (a plain RuntimeError from DuckDB 2.0's Python client,
@@ -129,5 +151,6 @@ def failing_as(what: str, memory_limit: str | None = None) -> Iterator[None]:
         if memory_limit is not None and is_out_of_memory(exc):
             raise MigrationFailed(out_of_memory(first_line(exc), memory_limit)) from None
         raise MigrationFailed(
-            f"{what}: {first_line(exc)}. The migration was rolled back; the database is unchanged."
+            f"{what}: {in_our_words(first_line(exc))}. The migration was rolled back; the "
+            "database is unchanged."
         ) from None

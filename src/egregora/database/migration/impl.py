@@ -100,6 +100,10 @@ class EgregoraImpl(DefaultImpl):
 
     # -- for a rebuild (copyswap/rebuild.py) -------------------------------------------------
 
+    def definition_of(self, name: str) -> sa.Table:
+        """Table ``name`` as the database holds it, for a hand-written operation's rebuild."""
+        return reflect(self.conn, name)
+
     def dependents(self, name: str) -> list[sa.Table]:
         """The tables whose FOREIGN KEYs reference ``name``, directly or not, as they are."""
         return [reflect(self.conn, d) for d in self.catalog(self.conn).referencing(name)]

@@ -39,6 +39,14 @@ class HoldsRebuilds(Protocol):
         """Hold ``change`` back with its table's others; False when it must run now."""
         ...
 
+    def pending(self, name: str) -> sa.Table | None:
+        """The table as its held stages leave it; None when none are held."""
+        ...
+
+    def own(self) -> contextlib.AbstractContextManager[None]:
+        """While inside, the run's own statements: no barrier."""
+        ...
+
 
 @dataclass
 class RunState:

@@ -95,6 +95,11 @@ class HeldRebuilds:
 
     # -- holding ----------------------------------------------------------------------------
 
+    def pending(self, name: str) -> sa.Table | None:
+        """The table as its held stages leave it; None when none are held."""
+        stages = self.tables.get(name)
+        return stages[-1].target if stages else None
+
     def hold(self, change: Change) -> bool:
         """Hold ``change`` as its table's next stage; False when it must run now.
 

@@ -99,10 +99,34 @@ class InPlacePlanner(StepPlanner):
                         f"WHERE tbl = {self.literal(table.name)})",
                     )
                 )
+        deferred = self.deferred_references() if quarantine else ""
+        if deferred:  # the moves left trigger events, and ALTER TABLE refuses to run over them
+            steps.append(Step("move", self.name, f"SET CONSTRAINTS {deferred} IMMEDIATE"))
         steps += self.alter_steps()
+        if deferred:
+            steps.append(Step("move", self.name, f"SET CONSTRAINTS {deferred} DEFERRED"))
         if quarantine:
             steps.append(Step("finish", self.name, f"DROP TABLE {self.q(self.rejected)}"))
         return steps
+
+    def deferred_references(self) -> str:
+        """The FOREIGN KEYs into the table that are checked at COMMIT (INITIALLY DEFERRED).
+
+        Quarantine deletes rows: each such key then holds a trigger event until
+        it is checked, and PostgreSQL refuses to ALTER a table with pending
+        trigger events. Checked at once after the moves (the rows that
+        referenced the moved ones moved with them), then deferred again.
+        """
+        names = sorted(
+            self.q(str(fk.name))
+            for table in self.dependents
+            for fk in table.foreign_key_constraints
+            if fk.name
+            and fk.deferrable
+            and str(fk.initially or "").upper() == "DEFERRED"
+            and referred_table(fk) in {self.name, *(t.name for t in self.dependents)}
+        )
+        return ", ".join(names)
 
     # -- the ALTER statements ---------------------------------------------------
 

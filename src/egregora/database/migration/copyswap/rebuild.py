@@ -394,10 +394,13 @@ def lean(plan: CopySwapPlan, violations: Sequence[Violation]) -> CopySwapPlan:
         return checked
     counted = {rule.count_sql for rule in checked.rules}
     violated = {v.rule.count_sql for v in violations}
+    # a referencing table's rule is kept even when its fail-mode twin counted
+    # nothing: in quarantine it follows the rows rejected (a plan that checks
+    # every rule, as one renaming a column does, has both with the same count)
     empty = {
         rule.reject_sql
         for rule in plan.rules
-        if rule.count_sql in counted and rule.count_sql not in violated
+        if rule.table == plan.table and rule.count_sql in counted and rule.count_sql not in violated
     }
     return plan.without_steps(empty)
 

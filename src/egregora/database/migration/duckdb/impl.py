@@ -13,20 +13,29 @@ columns of different types).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.operations import ops
 from duckdb_sqlalchemy.alembic_impl import DuckDBImpl
 
 from egregora.database.foreign_keys import enforced_by
-from egregora.database.migration.capabilities import TableTraits, traits_from_database
+from egregora.database.migration.capabilities import (
+    PLAIN,
+    TableTraits,
+    duckdb_can_alter,
+    traits_from_database,
+)
 from egregora.database.migration.catalog import (
     driver,
     duckdb_type_name,
+    reflect,
     renamable,
     scratch_type_name,
+    snapshot,
     stored_indexes,
     stored_tables,
 )
@@ -39,10 +48,12 @@ from egregora.database.migration.definitions import (
     referred_table,
 )
 from egregora.database.migration.duckdb.catalog import DuckDBCatalog
+from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
-from egregora.database.migration.impl import EgregoraImpl
-from egregora.database.migration.namerecord import keep_names
+from egregora.database.migration.handops import HandWrittenOps, held_target, renamed_by_copy
+from egregora.database.migration.namerecord import keep_names, resolve_constraint
+from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.readers import Readers, duckdb_readers
 from egregora.database.migration.runstate import RunState
@@ -51,7 +62,7 @@ from egregora.database.migration.sqltext import identifiers
 __all__ = ["EgregoraDuckDBImpl"]
 
 
-class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
+class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
     __dialect__ = "duckdb"
     planner = RebuildPlanner
     in_place = False
@@ -134,15 +145,73 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
     def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
         return duckdb_readers(driver(self.conn), table, columns)
 
+    # -- Alembic's plain operations, written by hand (handops.py) -----------------------------
+
+    def needs_rebuild(self, table: str, op: Any) -> bool:
+        """Where DuckDB's ALTER can't do ``op`` on the table as it is (capabilities.py), or
+        rows can break it: a rebuild. Offline, asked of a plain table."""
+        if isinstance(op, ops.RenameTableOp):
+            return False  # DuckDB renames it, or refuses in our words (rename_table)
+        if self.as_sql:
+            return not duckdb_can_alter(op, PLAIN, features())[0]
+        if held_target(self, table) is not None:
+            return True  # written with the run's rebuild of the table, once
+        with self._own():
+            traits = traits_from_database(self.conn, table)
+            if not duckdb_can_alter(op, traits, features())[0]:
+                return True
+            return rows_can_break(op) and _has_rows(self.conn, table)
+
+    def definition_of(self, name: str) -> sa.Table:
+        """Reflected, each column of the type DuckDB itself names (``duckdb_columns()``).
+
+        SQLAlchemy's reflection reads some types as a wider family: a
+        ``TIMESTAMP_NS`` comes back as a ``TIMESTAMP`` (microseconds), and a
+        rebuild from it would cut every value's nanoseconds (measured).
+        """
+        table = reflect(self.conn, name)
+        spelled = {c.name: c.data_type for c in snapshot(driver(self.conn), [name])[name].columns}
+        compile_type = self.dialect.type_compiler_instance.process
+        for column in table.columns:
+            exact = spelled.get(column.name)
+            if exact is not None and compile_type(column.type).upper() != exact.upper():
+                column.type = DuckDBType(exact)
+        return table
+
+    def resolved(self, op: ops.DropConstraintOp) -> ops.DropConstraintOp:
+        """The constraint a name means (names.py): DuckDB keeps none of them."""
+        if self.as_sql or held_target(self, op.table_name) is not None:
+            return op
+        with self._own():
+            found = resolve_constraint(
+                self.conn, op.table_name, str(op.constraint_name), op.constraint_type
+            )
+        return ops.DropConstraintOp(found.name, op.table_name, type_=op.constraint_type)
+
+    def rename_table(
+        self,
+        old_table_name: str,
+        new_table_name: str | sa.sql.elements.quoted_name,
+        schema: str | sa.sql.elements.quoted_name | None = None,
+    ) -> None:
+        if schema is None and not self.as_sql and not self.run.own_statements:
+            with self._own():
+                movable = renamable(driver(self.conn), old_table_name)
+            if not movable:  # a key, an index, or a FOREIGN KEY into it: DuckDB refuses
+                renamed_by_copy(self, old_table_name, str(new_table_name))
+                return
+        super().rename_table(old_table_name, new_table_name, schema=schema)
+
+    def _own(self) -> Any:
+        held = self.run.held
+        return held.own() if held is not None else contextlib.nullcontext()
+
     def _recreate(self, table_name: str, schema: str | None) -> Any:
         # duckdb-sqlalchemy answers an ALTER that DuckDB refuses on a table
-        # with an explicit index (drop_column, alter_column of nullability,
-        # type or name) with Alembic's batch recreate. Here create_copy_swap
-        # wins: batch rebuilds from SQLAlchemy's reflection, which loses what
-        # it can't see (measured: TIMESTAMP_NS, COLLATE, generated columns,
-        # expression indexes), and checks no row first. Autogenerate never
-        # writes such a plain op (capabilities.py); a hand-written one is
-        # refused before anything runs.
+        # with an explicit index with Alembic's batch recreate, from
+        # SQLAlchemy's reflection (which loses what it can't see, and checks
+        # no row). Here such an operation is a rebuild (needs_rebuild); this
+        # is never reached, and refuses if it is.
         raise InvalidOperation(
             f"An ALTER of table {table_name} that DuckDB can't do in place: the table "
             "has an explicit index, and DuckDB then refuses to drop a column or change "
@@ -208,6 +277,23 @@ class EgregoraDuckDBImpl(EgregoraImpl, DuckDBImpl):
                 rendered_inspector_default,
             )
         )
+
+
+class DuckDBType(sa.types.UserDefinedType[object]):
+    """A column type as DuckDB spells it (``TIMESTAMP_NS``, ``DECIMAL(18,3)``...), kept as is."""
+
+    cache_ok = True
+
+    def __init__(self, spelled: str) -> None:
+        self.spelled = spelled
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spelled
+
+
+def _has_rows(connection: sa.Connection, table: str) -> bool:
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    return connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {quoted})").scalar() is True
 
 
 def _engine_default(action: str | None) -> bool:

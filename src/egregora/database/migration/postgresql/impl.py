@@ -15,13 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.ddl.postgresql import PostgresqlImpl
+from alembic.operations import ops
 from sqlalchemy.schema import CreateIndex
 
 from egregora.database.migration.catalog import changed_check_names, driver
 from egregora.database.migration.copyswap.model import Facts, Stage, Step
 from egregora.database.migration.copyswap.postgresql import InPlacePlanner, concurrently
 from egregora.database.migration.definitions import referred_table
-from egregora.database.migration.impl import EgregoraImpl
+from egregora.database.migration.handops import HandWrittenOps
+from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.postgresql import aftercommit
 from egregora.database.migration.postgresql.executor import Sender
@@ -39,7 +41,7 @@ ALLOW_REWRITE_SETTING = "egregora.allow_rewrite"
 MIGRATION_LOCK_KEY = int.from_bytes(b"egregora", "big") >> 1
 
 
-class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
+class EgregoraPostgresqlImpl(HandWrittenOps, PostgresqlImpl):
     __dialect__ = "postgresql"
     planner = InPlacePlanner
     in_place = True
@@ -149,6 +151,13 @@ class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
 
     # -- Alembic's plain operations ----------------------------------------------------------
 
+    def needs_rebuild(self, table: str, op: Any) -> bool:
+        """An operation rows can break: create_copy_swap's preflight, then ALTER in place.
+
+        Offline (--sql) a plain operation is written as it is.
+        """
+        return not self.as_sql and rows_can_break(op)
+
     def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
         """Alembic's plain operations, sent as every statement is (executor.py)."""
         sender, base = self.sender, super()._exec
@@ -165,6 +174,11 @@ class EgregoraPostgresqlImpl(EgregoraImpl, PostgresqlImpl):
         Where this run can't defer (a connection lent in a transaction), it
         is built in the transaction, as Alembic would.
         """
+        if index.unique and self.needs_rebuild(
+            index.table.name, ops.CreateIndexOp.from_index(index)
+        ):
+            super().create_index(index, **kw)  # its rows checked first (handops.py)
+            return
         queue = self.run.after_commit
         if queue is None or kw:
             super().create_index(index, **kw)
