@@ -11,6 +11,7 @@ from duckdb_sqlalchemy import Dialect
 from egregora.database.migration.copyswap.model import Facts
 from egregora.database.migration.copyswap.op import CreateCopySwapOp
 from egregora.database.migration.copyswap.planner import plan_copy_swap
+from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 
 DIALECT = Dialect()
@@ -41,11 +42,15 @@ def test_keys_and_indexes_are_built_after_the_bulk_copy() -> None:
     )
     assert create < insert
     assert "CHECK (length(title) > 0)" in statements[create]
-    assert "PRIMARY KEY" not in statements[create] and "UNIQUE" not in statements[create]
     after = statements[insert + 1 :]
     assert after[:2] == ["DROP TABLE posts", "ALTER TABLE posts__ccs_new RENAME TO posts"]
-    assert "ALTER TABLE posts ADD PRIMARY KEY (id)" in after
-    assert "ALTER TABLE posts ADD UNIQUE (slug)" in after
+    if features().add_unique:
+        assert "PRIMARY KEY" not in statements[create] and "UNIQUE" not in statements[create]
+        assert "ALTER TABLE posts ADD PRIMARY KEY (id)" in after
+        assert "ALTER TABLE posts ADD UNIQUE (slug)" in after
+    else:  # DuckDB 1.4 can't ADD UNIQUE: a table with one declares its keys in CREATE TABLE
+        assert "PRIMARY KEY (id)" in statements[create] and "UNIQUE (slug)" in statements[create]
+        assert not any(s.startswith("ALTER TABLE posts ADD") for s in after)
     assert any(s.startswith("CREATE INDEX ix_posts_title ON posts") for s in after)
 
 

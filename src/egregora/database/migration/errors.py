@@ -113,9 +113,13 @@ def is_interrupt(exc: BaseException) -> bool:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """DuckDB's "could not allocate block" / "Out of Memory Error", however wrapped."""
+    """DuckDB's "could not allocate block" / "Out of Memory Error", however wrapped.
+
+    DuckDB 1.4 says a failed COMMIT past memory_limit as "Failed to commit:
+    failed to pin block of size ..." (measured on 1.4.3), with no class name.
+    """
     detail = first_line(exc)
-    return "could not allocate" in detail or "Out of Memory" in detail
+    return any(s in detail for s in ("could not allocate", "Out of Memory", "failed to pin block"))
 
 
 def out_of_memory(detail: str, limit: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, Rule
+from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.report import plural, sample_text
 
 __all__ = ["FOLLOWS", "Violation", "preflight", "scalar", "violation_report"]
@@ -75,6 +76,8 @@ def _row_rule_counts(raw: Any, rules: Sequence[Rule]) -> dict[int, int]:
     for relation, indexes in groups.items():
         if len(indexes) < 2:
             continue  # the rule's own count_sql is the same query
+        if "TRY(" in relation and not features().try_in_shared_scans:
+            continue  # DuckDB 1.4 would lose the TRY (duckdb_versions.py): one query each
         filters = ", ".join(f"count(*) FILTER (WHERE {rules[i].predicate})" for i in indexes)
         row = raw.execute(f"SELECT {filters} FROM {relation} AS s").fetchone()
         counts.update({i: int(n or 0) for i, n in zip(indexes, row, strict=True)})
