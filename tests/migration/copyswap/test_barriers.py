@@ -64,6 +64,12 @@ def test_a_catalog_read_needs_every_held_table(statement: str) -> None:
         ("CREATE OR REPLACE MACRO m() AS 1", True),
         ("DROP VIEW documents_view", True),
         ("ALTER VIEW v RENAME TO w", True),
+        ("create function f(x) as x + 1", True),
+        ("DROP SCHEMA s CASCADE", True),
+        ("DROP TABLE t CASCADE", True),
+        ("CREATE TABLE post_authors (post_id VARCHAR)", False),
+        ("ALTER TABLE posts DROP COLUMN authors", False),
+        ("CREATE INDEX idx_posts_slug ON posts (slug)", False),
     ],
 )
 def test_only_a_statement_that_may_change_a_view_or_macro_rereads_them(

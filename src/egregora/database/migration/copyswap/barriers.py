@@ -14,6 +14,7 @@ text, as identifiers (quoted or bare, any case):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,10 @@ CATALOG = frozenset(
 )
 #: how statements that create, change or drop no view or macro begin
 READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
+#: words of a statement that may create, change or drop a view or macro
+_READERS_DDL = re.compile(
+    r"\b(VIEW|MACRO|FUNCTION|SCHEMA|CASCADE|ATTACH|DETACH|USE|IMPORT|ROLLBACK)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,14 @@ def barrier(statement: str, held: Iterable[str], readers: Mapping[str, set[str]]
 
 
 def may_change_readers(statement: str) -> bool:
-    """Whether ``statement`` may create, change or drop a view or macro."""
-    return not statement.lstrip().upper().startswith(READS_AND_WRITES)
+    """Whether ``statement`` may create, change or drop a view or macro.
+
+    Any statement but a read or a write that names a view, a macro, a
+    function or a schema, CASCADE, or a whole database (ATTACH, DETACH, USE,
+    IMPORT), as a word anywhere: a CREATE TABLE or an ALTER TABLE keeps them.
+    """
+    text = statement.lstrip().upper()
+    return not text.startswith(READS_AND_WRITES) and bool(_READERS_DDL.search(text))
 
 
 def readers_of(sources: Iterable[tuple[str, str, str]]) -> dict[str, set[str]]:
