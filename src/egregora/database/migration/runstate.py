@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,10 @@ class HoldsRebuilds(Protocol):
 
     def hold(self, change: Change) -> bool:
         """Hold ``change`` back with its table's others; False when it must run now."""
+        ...
+
+    def touching(self, names: Iterable[str]) -> AbstractContextManager[None]:
+        """A block whose statements concern only the tables ``names`` (and their catalog)."""
         ...
 
 

@@ -36,11 +36,12 @@ import sqlalchemy as sa
 from egregora.database.migration.catalog import (
     driver,
     referencing_closure,
+    tables_and_views,
     view_and_macro_sources,
 )
 from egregora.database.migration.copyswap.barriers import barrier, may_change_readers, readers_of
 from egregora.database.migration.copyswap.fusion import can_follow, plan_judged
-from egregora.database.migration.copyswap.model import Change, Stage
+from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, Change, Stage
 from egregora.database.migration.copyswap.planner import make_planner
 from egregora.database.migration.copyswap.preflight import Violation
 from egregora.database.migration.copyswap.rebuild import (
@@ -54,7 +55,7 @@ from egregora.database.migration.errors import InvalidOperation, failing_as
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.report import TableReport
 
-__all__ = ["HeldRebuilds", "holding"]
+__all__ = ["HeldRebuilds", "has_table", "holding"]
 
 
 @dataclass
@@ -93,6 +94,22 @@ class HeldRebuilds:
             yield
         finally:
             self.busy = was
+
+    @contextlib.contextmanager
+    def touching(self, names: Iterable[str]) -> Iterator[None]:
+        """A block that reads or writes only the tables ``names`` and their catalog entries.
+
+        The held tables a statement naming them would need are written
+        first; the block's statements are then no barrier (its catalog reads
+        concern ``names`` only, not every held table: Alembic's DuckDB
+        drop_column reads the table's indexes first, which wrote them all).
+        """
+        wanted = {n.lower() for n in names}
+        named = [t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & wanted]
+        if named:
+            self.flush(named)
+        with self.own():
+            yield
 
     # -- holding ----------------------------------------------------------------------------
 
@@ -293,6 +310,19 @@ class HeldRebuilds:
             self.flush(found.tables)
         if found.reads_catalog:
             self.flush(list(self.tables), catalog=True)
+
+
+def has_table(impl: EgregoraImpl, name: str) -> bool:
+    """Whether the table ``name`` exists, as the run's operations so far leave it.
+
+    A catalog read has every held rebuild written first (barriers.py); this
+    writes only the held table whose rebuild may create ``name`` (its
+    quarantine table): v4e asks for posts_quarantine, which wrote journals,
+    profiles, media, tasks and annotations, written again by v4f, v4h and v4i.
+    """
+    held = impl.run.held
+    with held.touching([name]) if held is not None else contextlib.nullcontext():
+        return name in tables_and_views(impl.conn)[0]
 
 
 @contextlib.contextmanager
