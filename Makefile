@@ -11,6 +11,12 @@ STAMP := $(VENV)/.installed
 OLDEST := .venv-duckdb-1.4
 OLDEST_STAMP := $(OLDEST)/.installed
 PYTEST_FAST := -m "not slow"
+# WORKERS=2: two pytest-xdist workers, a test file's tests on one worker (its module
+# fixtures built once), each worker with its own PostgreSQL server. Off by default:
+# on two loaded cores test_concurrent_deploys_upgrade_once's three deploys then
+# outwait the 5 s lock timeout (failed 3 runs of 3 with -n 2, passes alone)
+WORKERS ?= 0
+PYTEST := -m pytest -n $(WORKERS) --dist loadfile
 
 .PHONY: setup setup-duckdb-1.4 upgrade test test-all test-slow test-duckdb-1.4 lint bench clean
 
@@ -34,18 +40,18 @@ upgrade: $(STAMP)
 	$(BIN)/alembic upgrade head
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_FAST)
+	$(BIN)/python $(PYTEST) $(PYTEST_FAST)
 
 # everything, on both ends of the DuckDB range (the slow tests on the newest only)
 test-all: $(STAMP) $(OLDEST_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python $(PYTEST)
 	$(MAKE) test-duckdb-1.4
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python $(PYTEST) -m slow
 
 test-duckdb-1.4: $(OLDEST_STAMP)
-	$(OLDEST)/bin/python -m pytest $(PYTEST_FAST)
+	$(OLDEST)/bin/python $(PYTEST) $(PYTEST_FAST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic benchmarks

@@ -530,7 +530,8 @@ NEW_TASK = f"INSERT INTO tasks (task_id, task_type, status, created_at) VALUES (
 REJECTED: dict[str, tuple[str, Callable[[dict[str, Any]], list[Any]]]] = {
     "journal window inverted": (
         f"INSERT INTO journals (id, created_at, window_start, window_end) VALUES "
-        f"('j-new', {NOW}, TIMESTAMPTZ '2024-01-02 00:00:00+00', TIMESTAMPTZ '2024-01-01 00:00:00+00')",
+        f"('j-new', {NOW}, TIMESTAMPTZ '2024-01-02 00:00:00+00', "
+        "TIMESTAMPTZ '2024-01-01 00:00:00+00')",
         lambda k: [],
     ),
     "journal window inverted across offsets": (

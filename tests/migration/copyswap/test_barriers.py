@@ -6,6 +6,7 @@ import pytest
 
 from egregora.database.migration.copyswap.barriers import (
     barrier,
+    defines_reader,
     may_change_readers,
     readers_of,
 )
@@ -64,9 +65,30 @@ def test_a_catalog_read_needs_every_held_table(statement: str) -> None:
         ("CREATE OR REPLACE MACRO m() AS 1", True),
         ("DROP VIEW documents_view", True),
         ("ALTER VIEW v RENAME TO w", True),
+        ("create function f(x) as x + 1", True),
+        ("DROP SCHEMA s CASCADE", True),
+        ("DROP TABLE t CASCADE", True),
+        ("CREATE TABLE post_authors (post_id VARCHAR)", False),
+        ("ALTER TABLE posts DROP COLUMN authors", False),
+        ("CREATE INDEX idx_posts_slug ON posts (slug)", False),
     ],
 )
 def test_only_a_statement_that_may_change_a_view_or_macro_rereads_them(
     statement: str, changes: bool
 ) -> None:
     assert may_change_readers(statement) is changes
+
+
+@pytest.mark.parametrize(
+    ("statement", "defines"),
+    [
+        ("CREATE VIEW v AS SELECT * FROM journals", True),
+        ("  create or replace temporary view v AS SELECT 1", True),
+        ("CREATE MACRO m() AS (SELECT count(*) FROM journals)", True),
+        ("CREATE TABLE t AS SELECT * FROM journals", False),
+        ("INSERT INTO t SELECT * FROM journals", False),
+        ("DROP VIEW v", False),
+    ],
+)
+def test_a_view_or_macro_definition_reads_columns_not_rows(statement: str, defines: bool) -> None:
+    assert defines_reader(statement) is defines

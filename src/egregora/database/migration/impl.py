@@ -17,6 +17,7 @@ asked of the impl Alembic chose, once, never of a dialect's name elsewhere:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -153,7 +154,9 @@ class EgregoraImpl(DefaultImpl):
             readers = self.readers_of(table_name, [column.name])
             refuse_dropping_read_columns(readers, table_name, current_revision())
         self._record_dropped(table_name, [column.name])
-        super().drop_column(table_name, column, schema=schema, **kw)
+        held = self.run.held  # its catalog reads concern this table only
+        with held.touching([table_name]) if held is not None else contextlib.nullcontext():
+            super().drop_column(table_name, column, schema=schema, **kw)
 
     def drop_table(self, table: Any, **kw: Any) -> None:
         """Counts what it drops (for dry runs and ``-x report=``), then drops it."""

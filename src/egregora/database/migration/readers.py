@@ -50,6 +50,8 @@ def duckdb_readers(cursor: Any, table: str, columns: Iterable[str]) -> Readers:
     """DuckDB: (``view`` or ``macro``, name, columns it names) of each that reads ``table``
     and names some of ``columns`` (their SQL's identifiers: DuckDB binds them when used)."""
     wanted = sorted({c.lower() for c in columns})
+    if not wanted:  # no column to break: the catalog is not read (once per rebuild)
+        return []
     readers = []
     for kind, name, sql in sorted(view_and_macro_sources(cursor)):
         tokens = identifiers(sql)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +46,10 @@ class HoldsRebuilds(Protocol):
 
     def own(self) -> contextlib.AbstractContextManager[None]:
         """While inside, the run's own statements: no barrier."""
+        ...
+
+    def touching(self, names: Iterable[str]) -> AbstractContextManager[None]:
+        """A block whose statements concern only the tables ``names`` (and their catalog)."""
         ...
 
 

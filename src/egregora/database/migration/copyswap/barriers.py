@@ -14,13 +14,22 @@ text, as identifiers (quoted or bare, any case):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX
 from egregora.database.migration.sqltext import identifiers
 
-__all__ = ["Barrier", "CATALOG", "READS_AND_WRITES", "barrier", "may_change_readers", "readers_of"]
+__all__ = [
+    "Barrier",
+    "CATALOG",
+    "READS_AND_WRITES",
+    "barrier",
+    "defines_reader",
+    "may_change_readers",
+    "readers_of",
+]
 
 #: names a statement reads the catalog through (SQLAlchemy's inspector, a
 #: revision's own query)
@@ -38,6 +47,13 @@ CATALOG = frozenset(
 )
 #: how statements that create, change or drop no view or macro begin
 READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
+#: words of a statement that may create, change or drop a view or macro
+_DEFINES = re.compile(
+    r"\s*CREATE\s+(OR\s+REPLACE\s+)?((TEMP|TEMPORARY)\s+)?(VIEW|MACRO|FUNCTION)\b", re.IGNORECASE
+)
+_READERS_DDL = re.compile(
+    r"\b(VIEW|MACRO|FUNCTION|SCHEMA|CASCADE|ATTACH|DETACH|USE|IMPORT|ROLLBACK)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +76,23 @@ def barrier(statement: str, held: Iterable[str], readers: Mapping[str, set[str]]
 
 
 def may_change_readers(statement: str) -> bool:
-    """Whether ``statement`` may create, change or drop a view or macro."""
-    return not statement.lstrip().upper().startswith(READS_AND_WRITES)
+    """Whether ``statement`` may create, change or drop a view or macro.
+
+    Any statement but a read or a write that names a view, a macro, a
+    function or a schema, CASCADE, or a whole database (ATTACH, DETACH, USE,
+    IMPORT), as a word anywhere: a CREATE TABLE or an ALTER TABLE keeps them.
+    """
+    text = statement.lstrip().upper()
+    return not text.startswith(READS_AND_WRITES) and bool(_READERS_DDL.search(text))
+
+
+def defines_reader(statement: str) -> bool:
+    """Whether ``statement`` creates a view or macro: it reads the tables' columns, no row.
+
+    DuckDB binds a view's query when it is created (the columns must exist),
+    and reads the rows only when the view is used.
+    """
+    return bool(_DEFINES.match(statement))
 
 
 def readers_of(sources: Iterable[tuple[str, str, str]]) -> dict[str, set[str]]:

@@ -37,9 +37,14 @@ from egregora.database.migration.catalog import (
     driver,
     view_and_macro_sources,
 )
-from egregora.database.migration.copyswap.barriers import barrier, may_change_readers, readers_of
+from egregora.database.migration.copyswap.barriers import (
+    barrier,
+    defines_reader,
+    may_change_readers,
+    readers_of,
+)
 from egregora.database.migration.copyswap.fusion import can_follow, plan_judged
-from egregora.database.migration.copyswap.model import Change, Stage
+from egregora.database.migration.copyswap.model import QUARANTINE_SUFFIX, Change, Stage
 from egregora.database.migration.copyswap.planner import make_planner
 from egregora.database.migration.copyswap.preflight import Violation
 from egregora.database.migration.copyswap.rebuild import (
@@ -53,7 +58,7 @@ from egregora.database.migration.errors import InvalidOperation, failing_as
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.report import TableReport
 
-__all__ = ["HeldRebuilds", "holding"]
+__all__ = ["HeldRebuilds", "has_table", "holding"]
 
 
 @dataclass
@@ -92,6 +97,22 @@ class HeldRebuilds:
             yield
         finally:
             self.busy = was
+
+    @contextlib.contextmanager
+    def touching(self, names: Iterable[str]) -> Iterator[None]:
+        """A block that reads or writes only the tables ``names`` and their catalog entries.
+
+        The held tables a statement naming them would need are written
+        first; the block's statements are then no barrier (its catalog reads
+        concern ``names`` only, not every held table: Alembic's DuckDB
+        drop_column reads the table's indexes first, which wrote them all).
+        """
+        wanted = {n.lower() for n in names}
+        named = [t for t in self.tables if {t.lower(), (t + QUARANTINE_SUFFIX).lower()} & wanted]
+        if named:
+            self.flush(named)
+        with self.own():
+            yield
 
     # -- holding ----------------------------------------------------------------------------
 
@@ -154,7 +175,14 @@ class HeldRebuilds:
 
     # -- flushing ---------------------------------------------------------------------------
 
-    def flush(self, names: Iterable[str], *, midway: bool = True, catalog: bool = False) -> None:
+    def flush(
+        self,
+        names: Iterable[str],
+        *,
+        midway: bool = True,
+        catalog: bool = False,
+        columns_only: bool = False,
+    ) -> None:
         """Write the held tables ``names``, their held children, and their parents.
 
         ``midway``: the run goes on after this, and a later rebuild may
@@ -163,6 +191,11 @@ class HeldRebuilds:
         re-keying them then (a second copy, see rebuild.rekey).
         ``catalog``: only the catalog is read (a refused run then writes
         nothing: its later revisions are judged on the catalog as it stands).
+        ``columns_only``: the statement reads the tables' columns, not their
+        rows (it creates a view): a refused run whose stages keep every column
+        and value writes nothing (v4j's view wrote post_authors, annotations
+        and profiles: a refused run took 0.7x a quarantine run, not 0.3x). A
+        statement that reads the rows later, through the view, writes them.
         """
         chosen = self.closure(names)
         with self.own():
@@ -170,11 +203,18 @@ class HeldRebuilds:
             if judged:
                 self.judge_all()
             refused = judged and bool(self.ledger.violations)
-            if refused and catalog:
+            if refused and (catalog or (columns_only and self.keep_columns(chosen))):
                 return
             for table in self.order(chosen):
                 with failing_as(self.failure(table)):
                     self.write_table(table, midway, judged, refused)
+
+    def keep_columns(self, tables: Iterable[str]) -> bool:
+        """Whether every stage of ``tables``, judged, keeps each column and value as it is."""
+        verdicts = [(t, self.verdicts.get(t)) for t in tables]
+        return all(
+            v is not None and v.keeps and v.stages == len(self.tables[t]) for t, v in verdicts
+        )
 
     def flush_all(self) -> None:
         """The end of the run: everything held, before the commit."""
@@ -294,9 +334,22 @@ class HeldRebuilds:
             self.readers = readers_of(view_and_macro_sources(driver(self.impl.conn)))
         found = barrier(statement, self.tables, self.readers)
         if found.tables:
-            self.flush(found.tables)
+            self.flush(found.tables, columns_only=defines_reader(statement))
         if found.reads_catalog:
             self.flush(list(self.tables), catalog=True)
+
+
+def has_table(impl: EgregoraImpl, name: str) -> bool:
+    """Whether the table ``name`` exists, as the run's operations so far leave it.
+
+    A catalog read has every held rebuild written first (barriers.py); this
+    writes only the held table whose rebuild may create ``name`` (its
+    quarantine table): v4e asks for posts_quarantine, which wrote journals,
+    profiles, media, tasks and annotations, written again by v4f, v4h and v4i.
+    """
+    held = impl.run.held
+    with held.touching([name]) if held is not None else contextlib.nullcontext():
+        return name in impl.catalog(impl.conn).tables_and_views()[0]
 
 
 @contextlib.contextmanager

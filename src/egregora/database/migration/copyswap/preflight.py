@@ -49,38 +49,49 @@ class Violation:
 FOLLOWS = Rule("", "FOREIGN KEY", "", "references a row above", "", "", "")
 
 
-def preflight(raw: Any, rules: Sequence[Rule], revision: str = "") -> list[Violation]:
+def preflight(
+    raw: Any, rules: Sequence[Rule], revision: str = "", rows: dict[str, int] | None = None
+) -> list[Violation]:
     """Count the rows each rule rejects, with a few sample keys; no change made.
 
     Row-level rules over the same relation are counted together, in one scan
     (``count(*) FILTER (WHERE ...)``, on DuckDB and PostgreSQL alike): v4c
-    checks up to five of them per table.
+    checks up to five of them per table. ``rows``, when given, gets the
+    number of rows of each relation so scanned (one more ``count(*)`` in the
+    same scan: PostgreSQL's report takes the table's rows from it, instead
+    of a scan of its own).
     """
-    counts = _row_rule_counts(raw, rules)
+    counts = _row_rule_counts(raw, rules, rows)
     found = []
     for index, rule in enumerate(rules):
-        rows = counts[index] if index in counts else scalar(raw, rule.count_sql)
-        if rows:
+        n = counts[index] if index in counts else scalar(raw, rule.count_sql)
+        if n:
             samples = [tuple(r) for r in raw.execute(rule.sample_sql).fetchall()]
-            found.append(Violation(rule.table, rule, rows, samples, revision))
+            found.append(Violation(rule.table, rule, n, samples, revision))
     return found
 
 
-def _row_rule_counts(raw: Any, rules: Sequence[Rule]) -> dict[int, int]:
-    """Violation counts of the row-level rules, one query per relation."""
+def _row_rule_counts(
+    raw: Any, rules: Sequence[Rule], rows: dict[str, int] | None
+) -> dict[int, int]:
+    """Violation counts of the row-level rules, one query per relation (and its rows)."""
     groups: dict[str, list[int]] = {}
     for index, rule in enumerate(rules):
         if rule.relation and rule.predicate:
             groups.setdefault(rule.relation, []).append(index)
     counts: dict[int, int] = {}
     for relation, indexes in groups.items():
-        if len(indexes) < 2:
+        if len(indexes) < 2 and rows is None:
             continue  # the rule's own count_sql is the same query
-        if "TRY(" in relation and not features().try_in_shared_scans:
+        if "TRY(" in relation and rows is None and not features().try_in_shared_scans:
             continue  # DuckDB 1.4 would lose the TRY (duckdb_versions.py): one query each
-        filters = ", ".join(f"count(*) FILTER (WHERE {rules[i].predicate})" for i in indexes)
-        row = raw.execute(f"SELECT {filters} FROM {relation} AS s").fetchone()
-        counts.update({i: int(n or 0) for i, n in zip(indexes, row, strict=True)})
+        filters = [f"count(*) FILTER (WHERE {rules[i].predicate})" for i in indexes]
+        if rows is not None:
+            filters.append("count(*)")
+        row = raw.execute(f"SELECT {', '.join(filters)} FROM {relation} AS s").fetchone()
+        counts.update({i: int(n or 0) for i, n in zip(indexes, row, strict=False)})
+        if rows is not None:
+            rows[relation] = int(row[-1] or 0)
     return counts
 
 

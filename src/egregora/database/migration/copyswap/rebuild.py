@@ -41,6 +41,7 @@ from egregora.database.migration.copyswap.model import (
     Change,
     CopySwapPlan,
     OnViolation,
+    Rule,
     Stage,
 )
 from egregora.database.migration.copyswap.planner import plan
@@ -226,8 +227,12 @@ class _Rebuild:
         self.found(violations)
         outcome = TableReport(stage.revision, stage.table, base_rows - self.removed, 0, 0, 0, 0.0)
         if violations:
+            # a rule the scan found no row against rejects none (it reads the rows
+            # the rules before it kept, or the same parents): not run again
+            violated = {id(v.rule) for v in violations}
             for rule in earlier.rules:
-                self.raw.execute(rule.reject_sql)  # type: ignore[attr-defined]
+                if id(rule) in violated:
+                    self.raw.execute(rule.reject_sql)  # type: ignore[attr-defined]
             counted = rejected_rows(self.raw, self.impl.quote(earlier.rejected))
             outcome.rows_quarantined, outcome.reasons = counted.get(stage.table, (0, {}))
             if outcome.rows_quarantined and move:
@@ -244,10 +249,15 @@ class _Rebuild:
         assert self.plan is not None
         stage, final = self.plan.final_stage, self.plan.final
         violations: list[Violation] = []
+        counted: dict[str, int] = {}  # in place: the table's rows, from the preflight's scan
         if not judged and (final.on_violation == "fail" or self.ledger.report is not None):
             # counted with the fail plan's rules: a quarantine plan's rules over
             # grandchildren read the rows rejected so far, which exist only while it runs
-            violations = preflight(self.raw, final.in_mode("fail").rules, stage.revision)
+            checked = final.in_mode("fail").rules
+            rows: dict[str, int] | None = {} if self.impl.in_place else None
+            violations = preflight(self.raw, checked, stage.revision, rows)
+            if rows is not None:
+                counted = rows_of_table(final.table, checked, rows)
             if not self.impl.in_place:
                 final = lean(final, violations)
         if not judged:  # judging counted them already
@@ -255,7 +265,7 @@ class _Rebuild:
         self.found(violations)
         if violations and final.on_violation == "fail":  # collected: go on as if quarantining
             final = lean(final.in_mode("quarantine"), violations)
-        outcomes = self.execute(final, stage.revision, violations)
+        outcomes = self.execute(final, stage.revision, violations, counted)
         if self.refusing and self.ledger.violations is not None:
             self.ledger.violations.extend(followers(final, outcomes, stage.revision))
         for sql in self.plan.cleanup:
@@ -263,12 +273,20 @@ class _Rebuild:
         self.impl.run.late_keys(self.impl.conn).update(final.deferred_keys)
 
     def execute(
-        self, plan: CopySwapPlan, revision: str, violations: Sequence[Violation]
+        self,
+        plan: CopySwapPlan,
+        revision: str,
+        violations: Sequence[Violation],
+        counted: Mapping[str, int] | None = None,
     ) -> list[TableReport]:
-        """Run every step; verify that no row went missing; report each table."""
+        """Run every step; verify that no row went missing; report each table.
+
+        ``counted``: tables whose rows the preflight counted already.
+        """
         outcomes = {t: TableReport(revision, t, 0, 0, 0, 0, 0.0) for t in plan.tables}
         for table, sql in plan.count_sql.items():
-            outcomes[table].rows_before = scalar(self.raw, sql)
+            known = (counted or {}).get(table)
+            outcomes[table].rows_before = scalar(self.raw, sql) if known is None else known
         rejected: dict[str, int] = {}  # per table, counted once
         for step in plan.steps:
             if step.phase == "move":
@@ -403,6 +421,17 @@ def lean(plan: CopySwapPlan, violations: Sequence[Violation]) -> CopySwapPlan:
         if rule.table == plan.table and rule.count_sql in counted and rule.count_sql not in violated
     }
     return plan.without_steps(empty)
+
+
+def rows_of_table(table: str, rules: Sequence[Rule], rows: Mapping[str, int]) -> dict[str, int]:
+    """``table``'s rows, if the preflight scanned all of them (a row-level rule of its own).
+
+    In place the rules read the table itself (no earlier stage), every row.
+    """
+    for rule in rules:
+        if rule.table == table and rule.relation in rows:
+            return {table: rows[rule.relation]}
+    return {}
 
 
 def followers(
