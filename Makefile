@@ -1,7 +1,7 @@
 # On a fresh machine with Python 3.11+:
 #   make upgrade    set up .venv and upgrade the default database to head
-#   make test       set up .venv and run the fast suite (no test marked slow)
-#   make test-all   the whole suite (what CI runs), then the fast suite on DuckDB 1.4
+#   make test       set up .venv and run the fast suite (no test marked slow or e2e)
+#   make test-all   the whole suite (what CI runs), then all but the slow on DuckDB 1.4
 # .venv holds the newest supported DuckDB, .venv-duckdb-1.4 the oldest (the
 # Egregora application's): constraints/ pins each end, pyproject.toml the range.
 PYTHON ?= python3
@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OLDEST := .venv-duckdb-1.4
 OLDEST_STAMP := $(OLDEST)/.installed
-PYTEST_FAST := -m "not slow"
+PYTEST_FAST := -m "not slow and not e2e"
 # WORKERS=2: two pytest-xdist workers, a test file's tests on one worker (its module
 # fixtures built once), each worker with its own PostgreSQL server. Off by default:
 # on two loaded cores test_concurrent_deploys_upgrade_once's three deploys then
@@ -42,7 +42,8 @@ upgrade: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python $(PYTEST) $(PYTEST_FAST)
 
-# everything, on both ends of the DuckDB range (the slow tests on the newest only)
+# everything, on both ends of the DuckDB range (the slow tests, which build the
+# environments, on the newest only; the end-to-end ones on both)
 test-all: $(STAMP) $(OLDEST_STAMP)
 	$(BIN)/python $(PYTEST)
 	$(MAKE) test-duckdb-1.4
@@ -51,7 +52,7 @@ test-slow: $(STAMP)
 	$(BIN)/python $(PYTEST) -m slow
 
 test-duckdb-1.4: $(OLDEST_STAMP)
-	$(OLDEST)/bin/python $(PYTEST) $(PYTEST_FAST)
+	$(OLDEST)/bin/python $(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic benchmarks

@@ -34,6 +34,8 @@ from .app_like import ANNOTATION_AUTHOR, AppLike
 from .conftest import alembic_cfg
 from .upgraded_files import BUILDERS, NEEDS
 
+pytestmark = pytest.mark.e2e  # the application's paths on every upgraded file
+
 ANA, BO, CY = (f"{n}-{'0' * 8}-0000-0000-0000-{'0' * 11}{i}" for i, n in enumerate("abc", 1))
 DOCUMENT_TABLES = ("posts", "profiles", "journals", "media", "annotations")
 

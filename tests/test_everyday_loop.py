@@ -38,6 +38,8 @@ from . import pg_server
 from .conftest import ROOT, alembic_cfg, database_digest, file_sha256, run_cli
 from .loop_model import SEED, TABLES, Edit, model
 
+pytestmark = pytest.mark.e2e  # dozens of Alembic commands per edit
+
 CASES: dict[str, Edit] = {
     # -- the reproductions of issue 12 ------------------------------------------
     "new column with a CHECK": Edit(

@@ -39,6 +39,8 @@ from . import legacy
 from .conftest import ALEMBIC_INI, HEAD, database_digest, file_sha256, run_cli
 from .copy_swap_helpers import table_names, version
 
+pytestmark = pytest.mark.e2e  # faults injected into large files
+
 V3_TABLES = ("posts", "profiles", "media", "journals", "tasks", "annotations")
 #: Rows per big table (profiles get a tenth). About 3-5 s of ``upgrade head``
 #: on a 2-core machine.

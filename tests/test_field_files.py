@@ -35,6 +35,8 @@ from .copy_swap_helpers import rows, table_names
 from .fidelity import catalog_picture
 from .field.corpus import V3_TABLES, VARIANTS, build
 
+pytestmark = pytest.mark.e2e  # every field file to head, down and up again
+
 ADOPTED = [name for name, v in VARIANTS.items() if not v.never]
 
 

@@ -31,6 +31,8 @@ from egregora.database.migration.errors import ConstraintViolations, InvalidOper
 from . import pg_server as pg_server_module
 from .conftest import HEAD, copy_project, file_sha256
 
+pytestmark = pytest.mark.e2e  # a matrix of hand-written revisions on both engines
+
 ENGINE_CLASSES = (
     "Dependency Error",
     "Not implemented Error",

@@ -39,6 +39,8 @@ from .migration.autogenerate.test_compare import _cfg, _metadata, _project
 from .pg_server import PostgresServer
 from .test_faults import Upgrade
 
+pytestmark = pytest.mark.e2e  # the history and its deploys on a PostgreSQL server
+
 HEAD_TABLES = {t.name for t in schemas.metadata.sorted_tables}
 
 

@@ -19,6 +19,8 @@ from egregora.database.migration.errors import ConstraintViolations, InvalidOper
 from ...copy_swap_helpers import apply, rows, sql
 from ...fidelity import catalog_picture, differences
 
+pytestmark = pytest.mark.e2e  # every kind of DuckDB object through a rebuild
+
 #: A parent and two generations of dependents holding what reflection loses.
 DETAILED = (
     "CREATE TABLE authors (id VARCHAR PRIMARY KEY, name VARCHAR)",

@@ -22,6 +22,8 @@ import pytest
 from egregora.database.migration.catalog import snapshot
 from tests.conftest import copy_project, database_digest, file_sha256, run_cli
 
+pytestmark = pytest.mark.e2e  # whole fused runs against revisions run one by one
+
 HEADER = """
 import sqlalchemy as sa
 from alembic import op

@@ -35,6 +35,8 @@ from egregora.database.migration.namerecord import RECORD_TABLE
 from ...conftest import database_digest
 from ...copy_swap_helpers import apply, rows, sql
 
+pytestmark = pytest.mark.e2e  # Hypothesis: hundreds of rebuilds
+
 EXAMPLES = int(os.environ.get("EGREGORA_HYPOTHESIS_EXAMPLES", "25"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
