@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
@@ -103,3 +104,39 @@ def test_a_plain_drop_column_that_a_view_or_macro_reads_is_refused(tmp_path: Pat
     sql(path, "DROP VIEW bylines", "DROP MACRO lead_author")
     command.upgrade(alembic_cfg(f"duckdb:///{path}"), "head")
     assert rows(path, "SELECT count(*) FROM tag_cloud") == [(0,)]
+
+
+def test_a_hand_written_op_rebuild_keeps_each_column_s_collation(tmp_path: Path) -> None:
+    """Reflection gives no collation; the stored DDL has it. Without it the rebuild
+    behind an op turned ``name = 'a'`` from a match into none (measured)."""
+    path = tmp_path / "collated.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        'CREATE TABLE t (id INTEGER PRIMARY KEY, "Name" VARCHAR COLLATE NOCASE, '
+        "code VARCHAR(8) COLLATE NOCASE, plain VARCHAR)"
+    )
+    con.execute('CREATE INDEX ix_t_name ON t ("Name")')  # DuckDB's ALTER can't: a rebuild
+    con.execute("INSERT INTO t VALUES (1, 'A', 'X', 'P')")
+    con.close()
+    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        _ops(connection).add_column(
+            "t", sa.Column("n", sa.Integer(), nullable=False, server_default="0")
+        )
+    engine.dispose()
+    assert rows(path, "SELECT count(*) FROM t WHERE \"Name\" = 'a' AND code = 'x'") == [(1,)]
+    assert rows(path, "SELECT count(*) FROM t WHERE plain = 'p'") == [(0,)]
+    (stored,) = rows(path, "SELECT sql FROM duckdb_tables() WHERE table_name = 't'")[0]
+    assert stored.count("COLLATE NOCASE") == 2 and "n INTEGER" in stored
+
+
+def test_column_collations_reads_the_stored_ddl() -> None:
+    from egregora.database.migration.catalog import column_collations
+
+    con = duckdb.connect()
+    con.execute(
+        'CREATE TABLE t (a VARCHAR COLLATE NOCASE, "b c" VARCHAR COLLATE NOACCENT, '
+        "d DECIMAL(10, 2), e VARCHAR)"
+    )
+    assert column_collations(con, "t") == {"a": "NOCASE", "b c": "NOACCENT"}
+    assert column_collations(con, "missing") == {}

@@ -90,14 +90,15 @@ class RulePlanner(SqlWriter):
         old = {c.name: c for c in self.previous.columns}
         values: dict[str, tuple[str, bool]] = {}
         for column in self.target.columns:
-            type_sql = self.type_sql(column.type)
+            type_sql = self.value_type_sql(column.type)
             if column.computed is not None:
                 continue  # a generated column computes itself: never copied into
             if column.name in self.column_map:
                 expression = self.expression_sql(self.column_map[column.name])
                 values[column.name] = (f"CAST(({expression}) AS {type_sql})", True)
             elif column.name in old:
-                same = self.known_type_sql(old[column.name].type) in (type_sql, None)
+                known = old[column.name].type
+                same = self.known_type_sql(known) is None or self.value_type_sql(known) == type_sql
                 ref = self.q(column.name)
                 values[column.name] = (ref if same else f"CAST({ref} AS {type_sql})", not same)
         return values

@@ -40,6 +40,13 @@ class SqlWriter:
     def type_sql(self, type_: sa.types.TypeEngine[object]) -> str:
         return str(self.dialect.type_compiler_instance.process(type_))
 
+    def value_type_sql(self, type_: sa.types.TypeEngine[object]) -> str:
+        """The type a value is CAST to: a collation is the column's, not the value's
+        (``CAST(x AS VARCHAR COLLATE NOCASE)`` is a syntax error on DuckDB)."""
+        if isinstance(type_, sa.String) and type_.collation:
+            return str(self.dialect.type_compiler_instance.process(sa.String(type_.length)))
+        return self.type_sql(type_)
+
     def known_type_sql(self, type_: sa.types.TypeEngine[object]) -> str | None:
         """A previous column's type as SQL; None when reflection could not name it.
 

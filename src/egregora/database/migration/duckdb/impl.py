@@ -30,6 +30,7 @@ from egregora.database.migration.capabilities import (
     traits_from_database,
 )
 from egregora.database.migration.catalog import (
+    column_collations,
     driver,
     duckdb_type_name,
     reflect,
@@ -167,15 +168,20 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
 
         SQLAlchemy's reflection reads some types as a wider family: a
         ``TIMESTAMP_NS`` comes back as a ``TIMESTAMP`` (microseconds), and a
-        rebuild from it would cut every value's nanoseconds (measured).
+        rebuild from it would cut every value's nanoseconds (measured). Nor
+        does it read a column's collation, which the stored DDL keeps: a
+        rebuild without it turned ``name = 'a'`` from a match into none.
         """
         table = reflect(self.conn, name)
         spelled = {c.name: c.data_type for c in snapshot(driver(self.conn), [name])[name].columns}
+        collations = column_collations(driver(self.conn), name)
         compile_type = self.dialect.type_compiler_instance.process
         for column in table.columns:
             exact = spelled.get(column.name)
             if exact is not None and compile_type(column.type).upper() != exact.upper():
                 column.type = DuckDBType(exact)
+            if column.name in collations and isinstance(column.type, sa.String):
+                column.type = sa.String(column.type.length, collation=collations[column.name])
         return table
 
     def resolved(self, op: ops.DropConstraintOp) -> ops.DropConstraintOp:
