@@ -55,6 +55,10 @@ class RebuildPlanner(StepPlanner):
     row_id = "rowid"
     row_id_type = "BIGINT"
     can_try = True
+    # measured (DuckDB 2.0.1, 3M post_authors rows): two FOREIGN KEY counts in one
+    # scan took 0.33 s, one query each 0.42 s + 0.23 s; DuckDB makes each NOT EXISTS
+    # in a FILTER a mark join, as it does in a WHERE
+    shares_reference_scans = True
     defers_keys = True
 
     def __init__(self, *args: Any, **kw: Any) -> None:

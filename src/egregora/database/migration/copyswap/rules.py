@@ -58,6 +58,10 @@ class RulePlanner(SqlWriter):
     #: whether TRY(...) turns a failed conversion into NULL, so that rows whose
     #: values don't convert can be reported (and quarantined) by a rule
     can_try: ClassVar[bool] = False
+    #: whether a FOREIGN KEY rule's NOT EXISTS is counted in the shared scan of
+    #: its relation (``count(*) FILTER (WHERE ... NOT EXISTS ...)``), which the
+    #: engine must turn into a join rather than a lookup per row
+    shares_reference_scans: ClassVar[bool] = False
 
     def __init__(
         self, dialect: sa.Dialect, stage: Stage, facts: Facts, source: Source | None = None
@@ -408,12 +412,15 @@ class RulePlanner(SqlWriter):
         expression = f"({', '.join(columns)}) REFERENCES {parent} ({', '.join(referred)})"
         keys = self.cols(self.sample_keys(table), "s.")
         reason = self.literal(f"FOREIGN KEY {name}: no row {expression}")
+        shared = self.shares_reference_scans
         return self.finished(
             Rule(
                 table=table,
                 kind="FOREIGN KEY",
                 name=name,
                 expression=expression,
+                relation=relation if shared else "",
+                predicate=orphan(planned_parent) if shared else "",
                 count_sql=f"SELECT count(*) FROM {relation} AS s WHERE {orphan(planned_parent)}",
                 sample_sql=(
                     f"SELECT {keys} FROM {relation} AS s WHERE {orphan(planned_parent)} "
