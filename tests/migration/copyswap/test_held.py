@@ -575,3 +575,42 @@ def downgrade():
     assert len(keys) == len(set(keys)), keys
     assert sorted(keys) == sorted((t["revision"], t["table"]) for t in unfused["tables"])
     assert fused["refused"] == unfused["refused"]
+
+
+CHANGED_BETWEEN = {
+    "r0": REVISIONS["r0"],
+    "r1": """
+def upgrade():
+    op.create_copy_swap(items(sa.CheckConstraint("length(note) > 0", name="ck_note")),
+        previous=items())
+    op.execute("ALTER TABLE owners ADD COLUMN email VARCHAR")  # no barrier for items
+    op.execute("UPDATE owners SET email = id || '@x'")
+    op.create_copy_swap(owners(sa.Column("email", sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_owners")),
+        previous=owners(sa.Column("email", sa.String())))
+
+def downgrade():
+    pass
+""",
+}
+
+
+def test_a_plain_operation_between_rebuilds_changes_what_the_next_rebuild_finds(
+    tmp_path: Path,
+) -> None:
+    """The first rebuild read every table's definition (tablecache.py); owners then
+    gained a column, which the second rebuild must find (else its previous= is refused)."""
+    ini = project(tmp_path, CHANGED_BETWEEN)
+    path = seeded(ini, tmp_path / "between.duckdb")
+    done = alembic(ini, path, "upgrade", "head", on_violation="quarantine")
+    assert done.returncode == 0, done.stderr
+    owners = picture(path)["tables"]["owners"]
+    assert [(c.name, c.nullable) for c in owners.columns] == [
+        ("id", False),
+        ("name", True),
+        ("email", False),
+    ]
+    assert sorted(picture(path)["rows"]["owners"]) == [
+        ("o1", "ann", "o1@x"),
+        ("o2", "gone", "o2@x"),
+    ]

@@ -101,13 +101,18 @@ class EgregoraImpl(DefaultImpl):
 
     # -- for a rebuild (copyswap/rebuild.py) -------------------------------------------------
 
+    def reflected(self, name: str) -> sa.Table:
+        """Table ``name`` as SQLAlchemy reflects it now (the run's cache, while it holds one)."""
+        tables = self.run.tables
+        return tables.get(self.conn, name) if tables is not None else reflect(self.conn, name)
+
     def definition_of(self, name: str) -> sa.Table:
         """Table ``name`` as the database holds it, for a hand-written operation's rebuild."""
-        return reflect(self.conn, name)
+        return self.reflected(name)
 
     def dependents(self, name: str) -> list[sa.Table]:
         """The tables whose FOREIGN KEYs reference ``name``, directly or not, as they are."""
-        return [reflect(self.conn, d) for d in self.catalog(self.conn).referencing(name)]
+        return [self.reflected(d) for d in self.catalog(self.conn).referencing(name)]
 
     def read_facts(
         self, stages: Sequence[Stage], dependents: Sequence[sa.Table], inline_keys: bool
@@ -134,7 +139,13 @@ class EgregoraImpl(DefaultImpl):
 
     def execute_step(self, step: Step, revision: str) -> None:
         """Run one statement of a plan, as it is, on the driver's connection."""
+        self.catalog_changed()
         driver(self.conn).execute(step.sql)
+
+    def catalog_changed(self) -> None:
+        """Our own statements (to the driver, unseen by SQLAlchemy) may have changed tables."""
+        if self.run.tables is not None:
+            self.run.tables.forget()
 
     def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
         """The views and macros that read ``table.columns`` (readers.py; none known here)."""

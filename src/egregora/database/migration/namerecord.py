@@ -129,21 +129,26 @@ def resolve_constraint(
 # -- writing -------------------------------------------------------------------
 
 
-def keep_names(cursor: Any, table: sa.Table, dialect: sa.Dialect | None = None) -> None:
+def keep_names(cursor: Any, table: sa.Table, dialect: sa.Dialect | None = None) -> bool:
     """``table`` is (re)created from this definition: its names replace the record's.
 
     Call it where a table is written from a definition without SQLAlchemy's
     ``CreateTable`` passing through an engine (a rebuild); :func:`install`
-    does it for those that do.
+    does it for those that do. True when the record changed (what reflection
+    says of the table's constraint names may then differ).
     """
     if table.name in (ALEMBIC_VERSION_TABLE, RECORD_TABLE) or table.schema is not None:
-        return
-    forget(cursor, table.name)
-    record(cursor, table.name, definition_names(table, dialect or DuckDBDialect()))
+        return False
+    forgotten = forget(cursor, table.name)
+    kept = record(cursor, table.name, definition_names(table, dialect or DuckDBDialect()))
+    return forgotten or kept
 
 
-def record(cursor: Any, table: str, named: Iterable[tuple[ConstraintShape, str]]) -> None:
-    """Keep the names of ``table``'s constraints that DuckDB and the convention can't give back."""
+def record(cursor: Any, table: str, named: Iterable[tuple[ConstraintShape, str]]) -> bool:
+    """Keep the names of ``table``'s constraints that DuckDB and the convention can't give back.
+
+    True when any had to be kept.
+    """
     rows = [
         [
             table,
@@ -158,15 +163,18 @@ def record(cursor: Any, table: str, named: Iterable[tuple[ConstraintShape, str]]
         if needs_record(table, shape, name)
     ]
     if not rows:
-        return
+        return False
     cursor.execute(_CREATE)
     cursor.executemany(f"INSERT INTO {_Q} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return True
 
 
-def forget(cursor: Any, table: str) -> None:
-    """The table is gone (or about to be created anew): its names go too."""
-    if has_record(cursor):
-        cursor.execute(f"DELETE FROM {_Q} WHERE table_name = ?", [table])
+def forget(cursor: Any, table: str) -> bool:
+    """The table is gone (or about to be created anew): its names go too. True if it had any."""
+    if not has_record(cursor):
+        return False
+    deleted = cursor.execute(f"DELETE FROM {_Q} WHERE table_name = ?", [table]).fetchone()
+    return bool(deleted and deleted[0])
 
 
 def rename(cursor: Any, old: str, new: str) -> None:

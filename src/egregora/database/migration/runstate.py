@@ -26,6 +26,7 @@ from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.postgresql.aftercommit import AfterCommit
 from egregora.database.migration.postgresql.locks import LockPolicy
 from egregora.database.migration.report import RunReport
+from egregora.database.migration.tablecache import TableCache
 
 __all__ = ["RUN_OPTION", "HoldsRebuilds", "RunState", "current_revision", "run_of"]
 
@@ -71,6 +72,8 @@ class RunState:
     after_commit: list[AfterCommit] | None = None
     #: DuckDB: the rebuilds held back to the end of the run (copyswap/held.py)
     held: HoldsRebuilds | None = None
+    #: DuckDB, while rebuilds are held: the tables as last reflected (tablecache.py)
+    tables: TableCache | None = None
     #: DuckDB's memory_limit, for an out-of-memory refusal (asked at the start)
     memory_limit: str = "unknown"
     #: ``-x naive_timestamps``: the zone TIMESTAMP values (no zone) were written in,

@@ -57,6 +57,7 @@ from egregora.database.migration.definitions import referred_table
 from egregora.database.migration.errors import InvalidOperation, failing_as
 from egregora.database.migration.impl import EgregoraImpl
 from egregora.database.migration.report import TableReport
+from egregora.database.migration.tablecache import TableCache
 
 __all__ = ["HeldRebuilds", "has_table", "holding"]
 
@@ -363,18 +364,20 @@ def holding(impl: EgregoraImpl, *, enabled: bool = True) -> Iterator[HeldRebuild
         yield None
         return
     held = HeldRebuilds(impl)
+    tables = TableCache()
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        tables.after(statement)
         held.before_statement(statement)
 
     connection = impl.conn
-    impl.run.held = held
+    impl.run.held, impl.run.tables = held, tables
     sa.event.listen(connection, "before_cursor_execute", before)
     try:
         yield held
     finally:
         sa.event.remove(connection, "before_cursor_execute", before)
-        impl.run.held = None
+        impl.run.held, impl.run.tables = None, None
 
 
 def _check_given_previous(change: Change, previous: sa.Table) -> None:

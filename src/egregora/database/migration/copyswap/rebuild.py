@@ -108,7 +108,7 @@ def current_definition(impl: EgregoraImpl, change: Change) -> sa.Table:
             f"{', '.join(sorted(existing)) or 'no tables'}). Create it with op.create_table, "
             "or check the revision's table name."
         )
-    previous = reflect(impl.conn, name)
+    previous = impl.reflected(name)
     given = change.declared
     if given is not None and set(given.columns.keys()) != set(previous.columns.keys()):
         raise InvalidOperation(
@@ -142,9 +142,12 @@ def rebuild(
     run = _Rebuild(impl, stages[-1].on_violation, ledger)
     run.plan = run.prepare(stages, inline_keys)
     base_rows = run.count(stages[0].table) if run.plan.stages else 0
-    for earlier in run.plan.stages:
-        run.judge_stage(earlier, base_rows, judged=judged)
-    run.write(judged)
+    try:
+        for earlier in run.plan.stages:
+            run.judge_stage(earlier, base_rows, judged=judged)
+        run.write(judged)
+    finally:
+        impl.catalog_changed()
 
 
 def judge(
@@ -160,8 +163,11 @@ def judge(
     """
     run = _Rebuild(impl, "fail", ledger, tables)
     base_rows = scalar(run.raw, f"SELECT count(*) FROM {plans[0].input} AS s")
-    for earlier in plans:
-        run.judge_stage(earlier, base_rows, move=False)
+    try:
+        for earlier in plans:
+            run.judge_stage(earlier, base_rows, move=False)
+    finally:
+        impl.catalog_changed()  # temporary and quarantine tables
     return run.removed == 0
 
 

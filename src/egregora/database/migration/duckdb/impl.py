@@ -33,7 +33,6 @@ from egregora.database.migration.catalog import (
     column_collations,
     driver,
     duckdb_type_name,
-    reflect,
     renamable,
     scratch_type_name,
     snapshot,
@@ -132,7 +131,8 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
     def record_constraint_names(self, target: sa.Table) -> None:
         # DuckDB forgets every constraint name: the ones nothing derives are kept
         # in egregora_constraint_names (namerecord.py)
-        keep_names(driver(self.conn), target, self.dialect)
+        if keep_names(driver(self.conn), target, self.dialect):
+            self.catalog_changed()
 
     def offline_note(self, change: Change) -> str | None:
         if not change.dependents:
@@ -172,7 +172,7 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
         does it read a column's collation, which the stored DDL keeps: a
         rebuild without it turned ``name = 'a'`` from a match into none.
         """
-        table = reflect(self.conn, name)
+        table = self.reflected(name)
         spelled = {c.name: c.data_type for c in snapshot(driver(self.conn), [name])[name].columns}
         collations = column_collations(driver(self.conn), name)
         compile_type = self.dialect.type_compiler_instance.process

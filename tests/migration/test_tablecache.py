@@ -1,0 +1,115 @@
+"""The run's reflected tables: read together once, read again after a change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from egregora.database.migration.catalog import driver, reflect
+from egregora.database.migration.namerecord import keep_names
+from egregora.database.migration.tablecache import TableCache, changes_catalog
+
+
+@pytest.mark.parametrize(
+    ("statement", "changes"),
+    [
+        ("SELECT * FROM posts", False),
+        ("  insert into posts VALUES (1)", False),
+        ("UPDATE posts SET a = 1", False),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+        ("ALTER TABLE posts ADD COLUMN b INTEGER", True),
+        ("CREATE TABLE t (a INTEGER)", True),
+        ("DROP TABLE posts", True),
+        ("COMMENT ON TABLE posts IS 'x'", True),
+        ("DELETE FROM egregora_constraint_names WHERE table_name = 'posts'", True),
+    ],
+)
+def test_what_may_change_a_reflected_table(statement: str, changes: bool) -> None:
+    assert changes_catalog(statement) is changes
+
+
+@pytest.fixture
+def connection(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = sa.create_engine(f"duckdb:///{tmp_path / 'cache.duckdb'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE owners (id VARCHAR PRIMARY KEY, name VARCHAR)")
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, owner_id VARCHAR REFERENCES owners (id), "
+            "qty INTEGER NOT NULL, CHECK (qty >= 0))"
+        )
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+def shape(table: sa.Table) -> tuple[object, ...]:
+    columns = [(c.name, str(c.type), c.nullable) for c in table.columns]
+    keys = sorted(c.name for c in table.primary_key.columns)
+    fks = sorted(fk.target_fullname for fk in table.foreign_keys)
+    checks = sorted(str(c.sqltext) for c in table.constraints if isinstance(c, sa.CheckConstraint))
+    return columns, keys, fks, checks
+
+
+def test_an_answer_is_what_reflecting_the_table_alone_gives(connection: sa.Connection) -> None:
+    cache = TableCache()
+    for name in ("items", "owners"):
+        assert shape(cache.get(connection, name)) == shape(reflect(connection, name))
+    items = cache.get(connection, "items")
+    assert set(items.metadata.tables) == {"items", "owners"}  # with the table it references
+    assert next(iter(items.foreign_keys)).column.table is items.metadata.tables["owners"]
+
+
+def test_each_answer_is_a_copy_the_caller_may_change(connection: sa.Connection) -> None:
+    cache = TableCache()
+    first = cache.get(connection, "items")
+    first.append_column(sa.Column("extra", sa.String()))
+    first.c.qty.type = sa.String()
+    again = cache.get(connection, "items")
+    assert "extra" not in again.c
+    assert isinstance(again.c.qty.type, sa.Integer)
+
+
+def test_it_serves_until_a_statement_may_have_changed_the_catalog(
+    connection: sa.Connection,
+) -> None:
+    cache = TableCache()
+    assert "note" not in cache.get(connection, "owners").c
+    # a change SQLAlchemy does not see (the driver's own statement) is not read...
+    driver(connection).execute("ALTER TABLE owners ADD COLUMN note VARCHAR")
+    cache.after("SELECT count(*) FROM owners")
+    cache.after("INSERT INTO owners VALUES ('o', 'n', 'x')")
+    assert "note" not in cache.get(connection, "owners").c
+    # ...until a statement that may change tables runs, or the run says so
+    cache.after("ALTER TABLE items ADD COLUMN other VARCHAR")
+    assert "note" in cache.get(connection, "owners").c
+    driver(connection).execute("ALTER TABLE owners ADD COLUMN later VARCHAR")
+    cache.forget()
+    assert "later" in cache.get(connection, "owners").c
+
+
+def test_a_table_made_after_the_read_is_reflected_when_asked(connection: sa.Connection) -> None:
+    cache = TableCache()
+    cache.get(connection, "owners")
+    driver(connection).execute("CREATE TABLE later (a INTEGER)")
+    assert list(cache.get(connection, "later").c.keys()) == ["a"]
+    with pytest.raises(sa.exc.NoSuchTableError):
+        cache.get(connection, "missing")
+
+
+def test_it_reads_the_tables_together_beside_the_name_record(connection: sa.Connection) -> None:
+    """DuckDB's reflection does not list the name record (namerecord.py): the batch
+    must not ask for it by name, else every answer is one table's own reflection."""
+    named = sa.Table(
+        "owners",
+        sa.MetaData(),
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("name", sa.String()),
+        sa.CheckConstraint("length(name) > 0", name="name_not_empty"),
+    )
+    assert keep_names(driver(connection), named, connection.dialect)  # the record now exists
+    cache = TableCache()
+    assert "note" not in cache.get(connection, "owners").c
+    driver(connection).execute("ALTER TABLE owners ADD COLUMN note VARCHAR")
+    assert "note" not in cache.get(connection, "owners").c  # served from the batch
