@@ -131,6 +131,59 @@ def test_alembic_operations_keep_rename_and_add_names(tmp_path: Path) -> None:
     assert _resolve(other, "memos", "n_positive") == "CHECK (n > 0)"
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["alter_column", "batch_alter_table"])
+def test_a_renamed_column_leaves_each_constraint_its_name(tmp_path: Path, batch: bool) -> None:
+    """DuckDB rewrites the column into the CHECK and the key and keeps no name; the names
+    (a recorded one, the convention's over the old column) follow, as PostgreSQL keeps them."""
+    path = tmp_path / "renamed.duckdb"
+    engine = _engine(path)
+    with engine.begin() as connection:
+        _authors_and_books().create_all(connection)
+        connection.exec_driver_sql("INSERT INTO authors VALUES (1)")
+        connection.exec_driver_sql("INSERT INTO books VALUES (1, 1, 120, 'x-1')")
+    with engine.begin() as connection:
+        op = Operations(MigrationContext.configure(connection))
+        if batch:
+            with op.batch_alter_table("books") as batch_op:
+                batch_op.alter_column("pages", new_column_name="page_count")
+                batch_op.alter_column("isbn", new_column_name="code")
+        else:
+            op.alter_column("books", "pages", new_column_name="page_count")
+            op.alter_column("books", "isbn", new_column_name="code")
+    engine.dispose()
+    names = _reflected_names(path, "books")
+    assert names["unique"] == ["uq_books_isbn"]  # not the convention's uq_books_code
+    assert "positive" in names["check"]
+    assert _resolve(path, "books", "positive", "check") == "CHECK (page_count > 0)"
+    assert _resolve(path, "books", "uq_books_isbn", "unique") == "UNIQUE (code)"
+    engine = _engine(path)
+    with engine.begin() as connection:  # a later revision drops them by those names
+        op = Operations(MigrationContext.configure(connection))
+        op.drop_constraint("positive", "books", type_="check")
+        op.drop_constraint("uq_books_isbn", "books", type_="unique")
+    engine.dispose()
+    names = _reflected_names(path, "books")
+    assert names["unique"] == [] and "positive" not in names["check"]
+    assert rows(path, "SELECT id, page_count, code FROM books") == [(1, 120, "x-1")]
+
+
+def test_a_history_name_follows_its_column_on_an_upgraded_file(db_path: Path, upgrade) -> None:
+    """chk_profiles_title_not_empty is V4's name for length(title) > 0 (names.HISTORY_NAMES):
+    after profiles.title is renamed, the CHECK still answers to it."""
+    path = db_path
+    upgrade("head")
+    engine = _engine(path)
+    with engine.begin() as connection:
+        op = Operations(MigrationContext.configure(connection))
+        with op.batch_alter_table("profiles") as batch_op:
+            batch_op.alter_column("title", new_column_name="display_name")
+    engine.dispose()
+    assert "chk_profiles_title_not_empty" in _reflected_names(path, "profiles")["check"]
+    assert _resolve(path, "profiles", "chk_profiles_title_not_empty") == (
+        "CHECK (length(display_name) > 0)"
+    )
+
+
 def test_ddl_made_outside_alembic_leaves_a_record_that_matches_nothing(tmp_path: Path) -> None:
     path = tmp_path / "books.duckdb"
     engine = _engine(path)

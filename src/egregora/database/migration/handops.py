@@ -14,6 +14,7 @@ naming it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -279,14 +280,19 @@ class HandWrittenOps(EgregoraImpl):
             ),
         )
 
+    def renaming_in_place(self, table: str) -> contextlib.AbstractContextManager[None]:
+        """Around a column renamed in place: what the engine keeps by name follows (nothing)."""
+        return contextlib.nullcontext()
+
     def alter_column(self, table_name: str, column_name: str, **kw: Any) -> None:
         op = _alter(table_name, table_name, column_name, **kw)
-        self._plain(
-            kw.get("schema"),
-            table_name,
-            op,
-            lambda: super(HandWrittenOps, self).alter_column(table_name, column_name, **kw),
-        )
+        renames = kw.get("name") is not None and not self.as_sql  # the new name
+
+        def native() -> None:
+            with self.renaming_in_place(table_name) if renames else contextlib.nullcontext():
+                super(HandWrittenOps, self).alter_column(table_name, column_name, **kw)
+
+        self._plain(kw.get("schema"), table_name, op, native)
 
     def add_constraint(self, const: Any, **kw: Any) -> None:
         op = ops.AddConstraintOp.from_constraint(const)

@@ -20,8 +20,9 @@ PostgreSQL, which keeps names.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import duckdb
@@ -142,6 +143,27 @@ def keep_names(cursor: Any, table: sa.Table, dialect: sa.Dialect | None = None) 
     forgotten = forget(cursor, table.name)
     kept = record(cursor, table.name, definition_names(table, dialect or DuckDBDialect()))
     return forgotten or kept
+
+
+@contextlib.contextmanager
+def names_kept(cursor: Any, table: str) -> Iterator[None]:
+    """Around a change made in place (a column renamed): each constraint keeps its name.
+
+    DuckDB rewrites a renamed column into the table's CHECKs and keys, and
+    the names those answered to may come from their old text (a history
+    name, the convention over the old column): after the block each one is
+    recorded under the name it answered to before, where that is not what
+    its new shape gives back by itself. The constraints are paired in
+    DuckDB's order, which a rename keeps.
+    """
+    before = named_constraints_of(cursor, [table]).get(table, [])
+    yield
+    after = constraints_with_engine_names(cursor, [table]).get(table, [])
+    if len(after) != len(before):
+        return  # not a rename of this table's columns: nothing to carry
+    forget(cursor, table)
+    kept = [(shape, was.name) for (shape, _), was in zip(after, before, strict=True)]
+    record(cursor, table, kept)
 
 
 def record(cursor: Any, table: str, named: Iterable[tuple[ConstraintShape, str]]) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,7 +52,7 @@ from egregora.database.migration.duckdb_versions import features
 from egregora.database.migration.errors import InvalidOperation
 from egregora.database.migration.fkactions import NOTHING_CHANGED, refuse_on_duckdb
 from egregora.database.migration.handops import HandWrittenOps, held_target, renamed_by_copy
-from egregora.database.migration.namerecord import keep_names, resolve_constraint
+from egregora.database.migration.namerecord import keep_names, names_kept, resolve_constraint
 from egregora.database.migration.opchange import rows_can_break
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.readers import Readers, duckdb_readers
@@ -127,6 +127,16 @@ class EgregoraDuckDBImpl(HandWrittenOps, DuckDBImpl):
         # instead of DuckDB's Parser Error (fkactions.py)
         refuse_on_duckdb([table], NOTHING_CHANGED)
         super().create_table(table, **kw)
+
+    @contextlib.contextmanager
+    def renaming_in_place(self, table: str) -> Iterator[None]:
+        # DuckDB rewrites the renamed column into the CHECKs and keys, and forgets their
+        # names: one given by the history or the convention over the old column would
+        # answer to another name after (chk_profiles_title_not_empty became
+        # chk_profiles_display_name), so each is recorded under the one it had
+        with names_kept(driver(self.conn), table):
+            yield
+        self.catalog_changed()
 
     def record_constraint_names(self, target: sa.Table) -> None:
         # DuckDB forgets every constraint name: the ones nothing derives are kept
