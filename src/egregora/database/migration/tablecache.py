@@ -8,7 +8,10 @@ rebuilds meet; it reads them here instead: the first one asked for reads
 them all, and what was read serves until a statement may have changed the
 catalog (:meth:`TableCache.after`, for every statement through SQLAlchemy)
 or the run's own code says it has (:meth:`TableCache.forget`: a rebuild's
-statements, which go to the driver directly).
+statements, which go to the driver directly). A statement through SQLAlchemy
+that names tables makes only those (and the tables that reference them) be
+read again: v4e's ``CREATE TABLE post_authors`` and its ``DROP COLUMN`` on
+posts otherwise had every table reflected once more.
 
 Each answer is a copy, with the tables it references, in a MetaData of its
 own: what :func:`.catalog.reflect` gives, and a caller may change it.
@@ -16,26 +19,37 @@ own: what :func:`.catalog.reflect` gives, and a caller may change it.
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from egregora.database.migration.definitions import referred_table
+from egregora.database.migration.sqltext import identifiers
 
-__all__ = ["TableCache", "changes_catalog"]
+__all__ = ["TableCache", "changed_tables"]
 
 #: how statements that change no table's definition begin
 _READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
 #: whose rows change what reflection says (names.py: the constraint names DuckDB forgets)
 _NAME_RECORD = "egregora_constraint_names"
+#: words of a statement that may change tables it does not name
+_UNNAMED = re.compile(r"\b(SCHEMA|CASCADE|ATTACH|DETACH|USE|IMPORT|ROLLBACK|DATABASE)\b")
 
 
-def changes_catalog(statement: str) -> bool:
-    """Whether ``statement`` may change what reflecting a table gives.
+def changed_tables(statement: str) -> set[str] | None:
+    """The tables whose reflection ``statement`` may change (lower case); None: any table.
 
-    Anything but a read or a write of rows; a write of the constraint name
-    record too, whose rows reflection reads.
+    None for a write to the constraint name record (reflection reads its
+    rows) or a statement that reaches tables it need not name (a schema,
+    CASCADE, another database); none for a read or a write of rows; else
+    every name the statement holds (when in doubt, a table).
     """
     text = statement.lstrip().upper()
-    return not text.startswith(_READS_AND_WRITES) or _NAME_RECORD.upper() in text
+    if _NAME_RECORD.upper() in text:
+        return None
+    if text.startswith(_READS_AND_WRITES):
+        return set()
+    return None if _UNNAMED.search(text) else identifiers(statement)
 
 
 class TableCache:
@@ -48,18 +62,39 @@ class TableCache:
         """Table ``name`` (reflected with every other table on the first call after a change)."""
         if self._tables is None:
             self._tables = _reflected(connection)
-        if name not in self._tables:  # not a table when last read: as SQLAlchemy says now
-            return sa.Table(name, sa.MetaData(), autoload_with=connection)
+        if name not in self._tables:  # made since, or not read yet: this one alone
+            self._tables[name] = sa.Table(name, sa.MetaData(), autoload_with=connection)
         return _copied(self._tables, name)
 
     def after(self, statement: str) -> None:
-        """A statement ran through SQLAlchemy: what it may have changed is read again."""
-        if changes_catalog(statement):
+        """A statement ran through SQLAlchemy: the tables it may have changed are read again."""
+        names = changed_tables(statement)
+        if names is None:
             self.forget()
+        elif names and self._tables is not None:
+            self._forget_tables(names)
 
     def forget(self) -> None:
         """The catalog may have changed: the next question reads it again."""
         self._tables = None
+
+    def _forget_tables(self, names: set[str]) -> None:
+        """Tables ``names`` (lower case) and those that reference them, directly or not:
+        an answer carries the tables it references."""
+        assert self._tables is not None
+        stale = {t for t in self._tables if t.lower() in names}
+        while True:
+            more = {
+                name
+                for name, table in self._tables.items()
+                if name not in stale
+                and any(referred_table(fk) in stale for fk in table.foreign_key_constraints)
+            }
+            if not more:
+                break
+            stale |= more
+        for name in stale:
+            del self._tables[name]
 
 
 def _reflected(connection: sa.Connection) -> dict[str, sa.Table]:
@@ -79,14 +114,15 @@ def _reflected(connection: sa.Connection) -> dict[str, sa.Table]:
 def _copied(tables: dict[str, sa.Table], name: str) -> sa.Table:
     """Table ``name`` and the tables it references, transitively, in a new MetaData."""
     meta = sa.MetaData()
-    waiting = [name]
+    waiting = [tables[name]]
     while waiting:
-        table = tables[waiting.pop()]
+        table = waiting.pop()
         if table.name in meta.tables:
             continue
         table.to_metadata(meta)
         for fk in table.foreign_key_constraints:
-            parent = referred_table(fk)
-            if parent in tables and parent not in meta.tables:
-                waiting.append(parent)
+            parent = referred_table(fk)  # as cached, else as reflected with the table
+            found = tables.get(parent, table.metadata.tables.get(parent))
+            if found is not None and parent not in meta.tables:
+                waiting.append(found)
     return meta.tables[name]
