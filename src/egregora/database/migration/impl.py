@@ -139,13 +139,19 @@ class EgregoraImpl(DefaultImpl):
 
     def execute_step(self, step: Step, revision: str) -> None:
         """Run one statement of a plan, as it is, on the driver's connection."""
-        self.catalog_changed()
+        self.catalog_changed(step.sql)
         driver(self.conn).execute(step.sql)
 
-    def catalog_changed(self) -> None:
-        """Our own statements (to the driver, unseen by SQLAlchemy) may have changed tables."""
-        if self.run.tables is not None:
-            self.run.tables.forget()
+    def catalog_changed(self, statement: str | None = None) -> None:
+        """Our own ``statement`` (to the driver, unseen by SQLAlchemy) may change the tables
+        it names; without one, any table (tablecache.py)."""
+        tables = self.run.tables
+        if tables is None:
+            return
+        if statement is None:
+            tables.forget()
+        else:
+            tables.after(statement)
 
     def readers_of(self, table: str, columns: Iterable[str]) -> Readers:
         """The views and macros that read ``table.columns`` (readers.py; none known here)."""

@@ -142,12 +142,9 @@ def rebuild(
     run = _Rebuild(impl, stages[-1].on_violation, ledger)
     run.plan = run.prepare(stages, inline_keys)
     base_rows = run.count(stages[0].table) if run.plan.stages else 0
-    try:
-        for earlier in run.plan.stages:
-            run.judge_stage(earlier, base_rows, judged=judged)
-        run.write(judged)
-    finally:
-        impl.catalog_changed()
+    for earlier in run.plan.stages:
+        run.judge_stage(earlier, base_rows, judged=judged)
+    run.write(judged)
 
 
 def judge(
@@ -240,6 +237,7 @@ class _Rebuild:
             outcome.rows_quarantined, outcome.reasons = counted.get(stage.table, (0, {}))
             if outcome.rows_quarantined and move:
                 for step in earlier.moves:
+                    self.impl.catalog_changed(step.sql)  # <table>_quarantine
                     self.raw.execute(step.sql)  # type: ignore[attr-defined]
         outcome.rows_copied = outcome.rows_before - outcome.rows_quarantined
         outcome.seconds = time.perf_counter() - started
