@@ -23,13 +23,12 @@ import re
 
 import sqlalchemy as sa
 
+from egregora.database.migration.copyswap.barriers import READS_AND_WRITES
 from egregora.database.migration.definitions import referred_table
 from egregora.database.migration.sqltext import identifiers
 
 __all__ = ["TableCache", "changed_tables"]
 
-#: how statements that change no table's definition begin
-_READS_AND_WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SET", "(")
 #: whose rows change what reflection says (names.py: the constraint names DuckDB forgets)
 _NAME_RECORD = "egregora_constraint_names"
 #: words of a statement that may change tables it does not name
@@ -47,7 +46,7 @@ def changed_tables(statement: str) -> set[str] | None:
     text = statement.lstrip().upper()
     if _NAME_RECORD.upper() in text:
         return None
-    if text.startswith(_READS_AND_WRITES):
+    if text.startswith(READS_AND_WRITES):  # they change no table's definition
         return set()
     return None if _UNNAMED.search(text) else identifiers(statement)
 
