@@ -125,3 +125,44 @@ def test_it_reads_the_tables_together_beside_the_name_record(connection: sa.Conn
     assert "note" not in cache.get(connection, "owners").c
     driver(connection).execute("ALTER TABLE owners ADD COLUMN note VARCHAR")
     assert "note" not in cache.get(connection, "owners").c  # served from the batch
+
+
+def _failing_once(connection: sa.Connection, statement: str) -> list[str]:
+    """Replace the first catalog query of the batch read by one DuckDB fails on."""
+    failed: list[str] = []
+
+    def rewrite(conn, cursor, sql, params, context, executemany):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append(sql)
+            return statement, ()
+        return sql, params
+
+    sa.event.listen(connection, "before_cursor_execute", rewrite, retval=True)
+    return failed
+
+
+def test_a_database_error_while_reading_is_not_swallowed(connection: sa.Connection) -> None:
+    """DuckDB aborts the transaction on any error, and Ctrl-C surfaces as one: the run
+    must see it, not carry on with each table read alone (which once swallowed a
+    Ctrl-C and let an interrupted upgrade commit)."""
+    failed = _failing_once(connection, "SELECT error('the catalog query failed')")
+    with pytest.raises(sa.exc.DBAPIError, match="the catalog query failed"):
+        TableCache().get(connection, "items")
+    assert failed
+
+
+def test_ctrl_c_while_reading_reaches_the_run(connection: sa.Connection) -> None:
+    """A real interrupt, from another thread, while the batch read runs a long query."""
+    import threading
+
+    raw = driver(connection)
+    failed = _failing_once(connection, "SELECT count(*) FROM range(10000000000)")
+    timer = threading.Timer(0.3, raw.interrupt)
+    timer.start()
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught:
+            TableCache().get(connection, "items")
+    finally:
+        timer.cancel()
+    assert failed
+    assert "interrupt" in str(caught.value).lower()

@@ -99,12 +99,17 @@ class TableCache:
 def _reflected(connection: sa.Connection) -> dict[str, sa.Table]:
     """Every table of the current schema, reflected together; {} when one can't be.
 
-    A table SQLAlchemy can't reflect fails the batch: then each is reflected
-    on its own, as without the cache, and fails only where it is asked for.
+    A table SQLAlchemy can't make sense of fails the batch: then each is
+    reflected on its own, as without the cache, and fails only where it is
+    asked for. An error from the database itself is the run's: DuckDB has
+    aborted the transaction, and Ctrl-C arrives as one ("Query interrupted";
+    swallowed here, it once let an interrupted upgrade go on and commit).
     """
     meta = sa.MetaData()
     try:
         meta.reflect(connection)  # the tables the dialect lists (not its own record)
+    except sa.exc.DBAPIError:
+        raise
     except sa.exc.SQLAlchemyError:
         return {}
     return dict(meta.tables)
