@@ -381,7 +381,7 @@ def test_ctrl_c_mid_upgrade_rolls_back_with_a_short_message(
     waited = time.perf_counter() - sent
     output = upgrade.output
     print(f"{point}: exited {waited:.2f} s after Ctrl-C with {returncode}")
-    assert returncode not in (0, None)
+    assert returncode not in (0, None), output
     assert waited < 5, output
     assert "Traceback" not in output, output
     assert "Interrupted" in output, output

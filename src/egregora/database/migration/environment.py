@@ -42,6 +42,7 @@ from egregora.database.migration.errors import (
     out_of_memory,
 )
 from egregora.database.migration.impl import EgregoraImpl
+from egregora.database.migration.interrupts import watched
 from egregora.database.migration.options import RunOptions
 from egregora.database.migration.policy import EGREGORA_ROWS
 from egregora.database.migration.postgresql.impl import ALLOW_REWRITE_SETTING, MIGRATION_LOCK_KEY
@@ -184,18 +185,22 @@ def _migrate(
     revisions = _Revisions(state)
     finishing = state.after_commit is not None and not options.dry_run
     try:
-        if finishing:  # what an earlier run left to finish comes first
-            engine.finish_after_commit(connection, options)
-        # Alembic calls on_version_apply with keywords (ctx=, step=, heads=, run_args=)
-        configured = _configure_kwargs(context, options, state) | {"on_version_apply": revisions}
-        context.configure(connection=connection, **configured)
-        impl = ours(context.get_context().impl)
-        if context.get_context().opts.get("dont_mutate"):  # `alembic current`: unadopted too
-            adoption.note_for_current(context)
-        with context.begin_transaction():
-            _run_migrations(context, impl, options, revisions)
-        if finishing:
-            engine.finish_after_commit(connection, options)
+        with watched() as ctrl_c:
+            if finishing:  # what an earlier run left to finish comes first
+                engine.finish_after_commit(connection, options)
+            # Alembic calls on_version_apply with keywords (ctx=, step=, heads=, run_args=)
+            configured = _configure_kwargs(context, options, state) | {
+                "on_version_apply": revisions
+            }
+            context.configure(connection=connection, **configured)
+            impl = ours(context.get_context().impl)
+            if context.get_context().opts.get("dont_mutate"):  # `alembic current`: unadopted
+                adoption.note_for_current(context)
+            with context.begin_transaction():
+                _run_migrations(context, impl, options, revisions)
+                ctrl_c.check()  # a Ctrl-C Python dropped (interrupts.py): no COMMIT
+            if finishing:
+                engine.finish_after_commit(connection, options)
     except _DryRunDone:
         sys.stdout.write(revisions.report.to_text() + "\n")
         if revisions.report.refused:  # as `alembic check`: the rehearsal of a refused run fails
