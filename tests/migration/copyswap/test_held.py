@@ -614,3 +614,53 @@ def test_a_plain_operation_between_rebuilds_changes_what_the_next_rebuild_finds(
         ("o1", "ann", "o1@x"),
         ("o2", "gone", "o2@x"),
     ]
+
+
+VIEW_AFTER = """
+import logging
+
+def upgrade():
+    op.execute("CREATE VIEW item_owners AS SELECT i.id, i.{column}, o.name "
+        "FROM items AS i JOIN owners AS o ON o.id = i.owner_id")
+    logging.getLogger("alembic.runtime.migration").info("view made")
+
+def downgrade():
+    op.execute("DROP VIEW item_owners")
+"""
+
+
+@pytest.mark.parametrize(
+    ("chain", "column", "written_before_view"),
+    [
+        (["r0", "r1"], "note", False),  # r1 keeps every column: written at the end
+        (["r0", "r1", "r2"], "qty", True),  # r2 makes qty an INTEGER: the view must see it
+    ],
+)
+def test_a_view_over_held_tables_in_a_quarantine_run(
+    tmp_path: Path, chain: list[str], column: str, written_before_view: bool
+) -> None:
+    """A view reads columns, not rows: over tables whose held stages keep every column
+    and value it is created on them as they stand, and they are written once, at the
+    end, keys after the copy; a stage that changes a column is written before it."""
+    revisions = {name: REVISIONS[name] for name in chain}
+    revisions["rv"] = VIEW_AFTER.format(column=column)
+    ini = project(tmp_path, revisions)
+    pictures, views = {}, {}
+    for fuse in ("true", "false"):
+        path = seeded(ini, tmp_path / f"{fuse}.duckdb")
+        done = alembic(ini, path, "upgrade", "head", on_violation="quarantine", fuse=fuse)
+        assert done.returncode == 0, done.stderr
+        pictures[fuse] = picture(path)
+        with duckdb.connect(str(path), read_only=True) as con:
+            views[fuse] = con.execute("SELECT * FROM item_owners ORDER BY id").fetchall()
+            types = con.execute("DESCRIBE item_owners").fetchall()
+        if fuse == "true":
+            log = done.stderr
+            view_at = log.index("view made")
+            written = [m.start() for m in re.finditer(r"create_copy_swap \w+: \d+ rows", log)]
+            assert written and all((at < view_at) is written_before_view for at in written), log
+            assert sorted(copies(log)) == ["items", "owners"]
+    assert pictures["true"] == pictures["false"]
+    assert views["true"] == views["false"] and views["true"]
+    expected = "INTEGER" if column == "qty" else "VARCHAR"
+    assert {name: kind for name, kind, *_ in types}[column] == expected
