@@ -35,6 +35,7 @@ Run: .venv/bin/python benchmarks/upgrade.py [--rows 500000 5000000] [--violation
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -283,8 +284,8 @@ def _ok(met: bool) -> str:
     return "ok" if met else "MISSED"
 
 
-def profile(rows: int, violations: int, work: Path) -> None:
-    """One quarantine upgrade in this process: where its time goes.
+def profile(rows: int, violations: int, work: Path, way: str = "quarantine") -> None:
+    """One upgrade (``way``: quarantine, or refused) in this process: where its time goes.
 
     Every statement is timed with the code that ran it (SQLAlchemy's
     statements through its events, the plans' own through a wrapper around
@@ -356,13 +357,18 @@ def profile(rows: int, violations: int, work: Path) -> None:
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     started = time.perf_counter()
-    alembic_main(
-        ["-c", str(ROOT / "alembic.ini"), "-x", f"url=duckdb:///{source}"]
-        + ["-q", "-x", "on_violation=quarantine", "upgrade", "head"]
-    )
+    mode = ["-x", "on_violation=quarantine"] if way == "quarantine" else []
+    with contextlib.suppress(SystemExit):  # a refused run exits non-zero
+        alembic_main(
+            ["-c", str(ROOT / "alembic.ini"), "-x", f"url=duckdb:///{source}"]
+            + ["-q", *mode, "upgrade", "head"]
+        )
     total = time.perf_counter() - started
     statements = sum(seconds for _, seconds in spent.values())
-    print(f"\nprofile, {rows:,} rows: {total:.2f} s in all, {statements:.2f} s in statements")
+    print(
+        f"\nprofile, {way} run, {rows:,} rows: {total:.2f} s in all, "
+        f"{statements:.2f} s in statements"
+    )
     print(f"{'seconds':>8} {'calls':>5}  where, what")
     for (where, what), (calls, seconds) in sorted(spent.items(), key=lambda i: -i[1][1])[:30]:
         print(f"{seconds:8.3f} {calls:5d}  {where}, {what}")
@@ -373,12 +379,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[500_000])
     parser.add_argument("--violations", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1, help="runs per way (median time)")
-    parser.add_argument("--profile", action="store_true", help="where a quarantine run's time goes")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="quarantine",
+        choices=["quarantine", "refused"],
+        help="where one run's time goes (a quarantine run unless told)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:
             for rows in args.rows:
-                profile(rows, args.violations, Path(tmp))
+                profile(rows, args.violations, Path(tmp), args.profile)
             return
         print("(Alembic's start-up is measured and left out of the upgrade figures)")
         for rows in args.rows:
