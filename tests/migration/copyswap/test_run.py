@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -153,6 +154,51 @@ def test_unique_lets_nulls_through(db_path: Path) -> None:
         db_path, sa.Table("t", sa.MetaData(), sa.Column("k", sa.String()), sa.UniqueConstraint("k"))
     )
     assert rows(db_path, "SELECT count(*) FROM t") == [(3,)]
+
+
+KEY_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "VARCHAR": sa.String(),
+    "VARCHAR COLLATE NOCASE": sa.String(collation="NOCASE"),
+    "TIMESTAMPTZ": TZ,
+    "DOUBLE": sa.Double(),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys", "duplicates"),
+    [
+        ("VARCHAR", "('x', 1), ('y', 1), ('z', NULL), ('z', NULL)", 0),  # NULLs: no key
+        ("VARCHAR", "('x', 1), ('x', 1), ('x', 2), ('y', 1), ('x', 1)", 2),
+        ("VARCHAR COLLATE NOCASE", "('Ana', 1), ('ana', 1), ('ANA', 1), ('Bo', 1)", 2),
+        ("TIMESTAMPTZ", "('2024-01-01 00:00:00+00', 1), ('2024-01-01 01:00:00+01', 1)", 1),
+        ("DOUBLE", "(0.0, 1), (-0.0, 1), ('nan', 1), ('nan', 1)", 2),
+    ],
+)
+def test_duplicates_are_counted_as_the_key_compares_values(
+    db_path: Path, kind: str, keys: str, duplicates: int
+) -> None:
+    """Equal under the key's own comparison (a collation, a time zone, -0.0, NaN) is a
+    duplicate, whether or not the count is screened first by hashing the keys."""
+    sql(db_path, f"CREATE TABLE t (k {kind}, n INTEGER)", f"INSERT INTO t VALUES {keys}")
+
+    def t(*extra: sa.SchemaItem) -> sa.Table:
+        columns = [sa.Column("k", KEY_TYPES[kind]), sa.Column("n", sa.Integer())]
+        return sa.Table("t", sa.MetaData(), *columns, *extra)
+
+    target = t(sa.UniqueConstraint("k", "n", name="uq_t"))
+    before = rows(db_path, "SELECT CAST(k AS VARCHAR), n FROM t ORDER BY ALL")
+    if duplicates:
+        said = f"{duplicates} rows?" if duplicates > 1 else "1 row"
+        with pytest.raises(ConstraintViolations, match=f"UNIQUE uq_t on t .*: {said}"):
+            apply(db_path, target, previous=t())
+        assert rows(db_path, "SELECT CAST(k AS VARCHAR), n FROM t ORDER BY ALL") == before
+    else:
+        apply(db_path, target, previous=t())
+        assert len(rows(db_path, "SELECT * FROM t")) == len(before)
+    apply(db_path, target, previous=t(), on_violation="quarantine")
+    kept = rows(db_path, "SELECT count(*) FROM t")[0][0]
+    moved = rows(db_path, "SELECT count(*) FROM t_quarantine")[0][0] if duplicates else 0
+    assert (kept, moved) == (len(before) - duplicates, duplicates)
 
 
 def _family(db_path: Path) -> None:

@@ -67,6 +67,10 @@ class DuckDBFeatures:
     #: casts the same column (1.4's optimizer shares the bare CAST: "Could not
     #: convert string 'a' to INT32", measured on 1.4.3; one rule per query works)
     try_in_shared_scans: bool = True
+    #: ``hash(...)`` of a collated VARCHAR hashes the collated value, as GROUP BY
+    #: and UNIQUE compare it (measured: 'A' and 'a' under NOCASE, a column's or the
+    #: default_collation, one hash on 2.0.1; two on 1.4.3, where GROUP BY makes one)
+    hash_follows_collation: bool = True
 
 
 #: DuckDB 1.4 (measured on 1.4.3), and what this package assumes below 2.0
@@ -76,6 +80,7 @@ DUCKDB_1_4: Final = DuckDBFeatures(
     default_on_depended_table=False,
     setval=False,
     try_in_shared_scans=False,
+    hash_follows_collation=False,
 )
 #: DuckDB 2.0 (measured on 2.0.1)
 DUCKDB_2_0: Final = DuckDBFeatures(

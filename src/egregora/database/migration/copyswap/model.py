@@ -218,6 +218,9 @@ class Rule:
     predicate: str = ""
     #: offline fail mode: a statement that errors when rows violate the rule
     guard_sql: str = ""
+    #: a cheaper count that is 0 only when ``count_sql``'s is; when it is not,
+    #: ``count_sql`` counts (preflight.py)
+    screen_sql: str = ""
 
     @property
     def reason(self) -> str:

@@ -64,7 +64,7 @@ def preflight(
     counts = _row_rule_counts(raw, rules, rows)
     found = []
     for index, rule in enumerate(rules):
-        n = counts[index] if index in counts else scalar(raw, rule.count_sql)
+        n = counts[index] if index in counts else counted(raw, rule)
         if n:
             samples = [tuple(r) for r in raw.execute(rule.sample_sql).fetchall()]
             found.append(Violation(rule.table, rule, n, samples, revision))
@@ -93,6 +93,13 @@ def _row_rule_counts(
         if rows is not None:
             rows[relation] = int(row[-1] or 0)
     return counts
+
+
+def counted(raw: Any, rule: Rule) -> int:
+    """The rows ``rule`` rejects; its screen first, when it has one (0: none)."""
+    if rule.screen_sql and not scalar(raw, rule.screen_sql):
+        return 0
+    return scalar(raw, rule.count_sql)
 
 
 def scalar(raw: Any, sql: str) -> int:

@@ -62,6 +62,9 @@ class RulePlanner(SqlWriter):
     #: its relation (``count(*) FILTER (WHERE ... NOT EXISTS ...)``), which the
     #: engine must turn into a join rather than a lookup per row
     shares_reference_scans: ClassVar[bool] = False
+    #: whether a duplicate-key count is screened first by counting distinct
+    #: hashes of the key (preflight.py): 0 then means no duplicate at all
+    screens_duplicates: ClassVar[bool] = False
 
     def __init__(
         self, dialect: sa.Dialect, stage: Stage, facts: Facts, source: Source | None = None
@@ -366,6 +369,12 @@ class RulePlanner(SqlWriter):
                 name=name,
                 expression=f"{kind} ({', '.join(columns)})",
                 count_sql=f"SELECT coalesce(sum(extra), 0)::BIGINT FROM ({groups}) AS g",
+                screen_sql=(
+                    f"SELECT count(*) - count(DISTINCT hash({cols})) FROM {relation} AS s "
+                    f"WHERE {not_null}"
+                    if self.screens_duplicates
+                    else ""
+                ),
                 sample_sql=(
                     f"SELECT {cols} FROM {relation} AS s WHERE {not_null} GROUP BY {cols} "
                     f"HAVING count(*) > 1 ORDER BY {cols} LIMIT {SAMPLE_SIZE}"
