@@ -284,6 +284,9 @@ def _ok(met: bool) -> str:
     return "ok" if met else "MISSED"
 
 
+PROFILE_LINES = int(os.environ.get("PROFILE_LINES", "30"))
+
+
 def profile(rows: int, violations: int, work: Path, way: str = "quarantine") -> None:
     """One upgrade (``way``: quarantine, or refused) in this process: where its time goes.
 
@@ -370,7 +373,7 @@ def profile(rows: int, violations: int, work: Path, way: str = "quarantine") -> 
         f"{statements:.2f} s in statements"
     )
     print(f"{'seconds':>8} {'calls':>5}  where, what")
-    for (where, what), (calls, seconds) in sorted(spent.items(), key=lambda i: -i[1][1])[:30]:
+    for (where, what), (calls, seconds) in sorted(spent.items(), key=lambda i: -i[1][1])[:PROFILE_LINES]:
         print(f"{seconds:8.3f} {calls:5d}  {where}, {what}")
 
 
