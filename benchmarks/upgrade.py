@@ -373,7 +373,8 @@ def profile(rows: int, violations: int, work: Path, way: str = "quarantine") -> 
         f"{statements:.2f} s in statements"
     )
     print(f"{'seconds':>8} {'calls':>5}  where, what")
-    for (where, what), (calls, seconds) in sorted(spent.items(), key=lambda i: -i[1][1])[:PROFILE_LINES]:
+    ranked = sorted(spent.items(), key=lambda i: -i[1][1])
+    for (where, what), (calls, seconds) in ranked[:PROFILE_LINES]:
         print(f"{seconds:8.3f} {calls:5d}  {where}, {what}")
 
 
