@@ -54,10 +54,18 @@ def downgrade():
 """
 
 
-def _project(tmp_path: Path) -> Path:
+# The same dropped Ctrl-C, then a failure that hides it (as a library that turns
+# DuckDB's "Query interrupted" into another error would)
+SWALLOWED_THEN_FAILING = SWALLOWED.replace(
+    """op.execute("UPDATE notes SET tag = 'after Ctrl-C'")""",
+    """op.execute("SELECT * FROM a_table_made_up_after_ctrl_c")""",
+)
+
+
+def _project(tmp_path: Path, second: str = SWALLOWED) -> Path:
     ini = copy_project(tmp_path, versions=False)
     versions = tmp_path / "alembic" / "versions"
-    for down, name, body in [(None, "i1", FIRST), ("i1", "i2", SWALLOWED)]:
+    for down, name, body in [(None, "i1", FIRST), ("i1", "i2", second)]:
         (versions / f"{name}.py").write_text(HEADER.format(revision=name, down=down) + body)
     return ini
 
@@ -82,8 +90,11 @@ def _state(url: str) -> tuple[object, ...]:
     return version, columns, rows
 
 
-def test_ctrl_c_python_dropped_still_rolls_the_run_back(tmp_path: Path, url: str) -> None:
-    ini = _project(tmp_path)
+@pytest.mark.parametrize("second", [SWALLOWED, SWALLOWED_THEN_FAILING], ids=["goes on", "fails"])
+def test_ctrl_c_python_dropped_still_rolls_the_run_back(
+    tmp_path: Path, url: str, second: str
+) -> None:
+    ini = _project(tmp_path, second)
     assert run_cli("-x", f"url={url}", "upgrade", "i1", cwd=tmp_path, ini=ini).returncode == 0
     before = _state(url)
     sha = file_sha256(tmp_path / "notes.duckdb") if url.startswith("duckdb") else None
@@ -95,6 +106,7 @@ def test_ctrl_c_python_dropped_still_rolls_the_run_back(tmp_path: Path, url: str
     assert done.returncode != 0, output
     assert "Interrupted" in output, output
     assert "Traceback" not in output, output
+    assert "a_table_made_up_after_ctrl_c" not in output, output
     assert _state(url) == before
     assert before[0] == [("i1",)] and before[1] == ["id", "body"]
     if sha is not None:

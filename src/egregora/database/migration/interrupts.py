@@ -43,6 +43,11 @@ class Interrupts:
 def watched() -> Iterator[Interrupts]:
     """Note every SIGINT while inside; the handler in place still runs (and raises).
 
+    Once Ctrl-C was pressed, any failure leaving the block is raised as
+    ``KeyboardInterrupt``: a library that turns DuckDB's "Query interrupted"
+    into another error (duckdb-sqlalchemy's inspector makes it a
+    ``NotImplementedError``) would otherwise be what the user reads.
+
     Only the main thread can set a signal handler, and a process that ignores
     SIGINT or leaves it to the system never sees Ctrl-C in Python: there
     nothing is installed and :meth:`Interrupts.check` never raises. A
@@ -71,6 +76,10 @@ def watched() -> Iterator[Interrupts]:
     sys.unraisablehook = dropped
     try:
         yield interrupts
+    except Exception:
+        if interrupts.seen:  # failed after Ctrl-C: told as the interrupt, not as its symptom
+            raise KeyboardInterrupt from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         sys.unraisablehook = unraisable
