@@ -142,9 +142,8 @@ def _failing_once(connection: sa.Connection, statement: str) -> list[str]:
 
 
 def test_a_database_error_while_reading_is_not_swallowed(connection: sa.Connection) -> None:
-    """DuckDB aborts the transaction on any error, and Ctrl-C surfaces as one: the run
-    must see it, not carry on with each table read alone (which once swallowed a
-    Ctrl-C and let an interrupted upgrade commit)."""
+    """DuckDB aborts the transaction on any error: the run must see it, not carry on
+    with each table read alone on an aborted transaction."""
     failed = _failing_once(connection, "SELECT error('the catalog query failed')")
     with pytest.raises(sa.exc.DBAPIError, match="the catalog query failed"):
         TableCache().get(connection, "items")

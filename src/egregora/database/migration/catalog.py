@@ -25,7 +25,6 @@ from duckdb_sqlalchemy import Dialect as DuckDBDialect
 from sqlalchemy.schema import CreateTable
 
 from egregora.database.migration.definitions import StoredTable, all_checks
-from egregora.database.migration.errors import is_interrupt
 from egregora.database.migration.sqltext import normalize_sql
 
 
@@ -575,9 +574,7 @@ def scratch_type_name(type_: sa.types.TypeEngine[Any]) -> str | None:
 def _typeof(spelled: str) -> str | None:
     try:
         row = _scratch().execute(f"SELECT typeof(CAST(NULL AS {spelled}))").fetchone()
-    except duckdb.Error as exc:
-        if is_interrupt(exc):  # Ctrl-C on DuckDB 1.4 is a duckdb.Error: the run's, not ours
-            raise
+    except duckdb.Error:
         return None
     return str(row[0]) if row else None
 

@@ -40,7 +40,6 @@ from egregora.database.migration.catalog import (
     table_names,
 )
 from egregora.database.migration.definitions import column_checks, referred_columns, referred_table
-from egregora.database.migration.errors import is_interrupt
 from egregora.database.migration.names import (
     FOREIGN_KEY,
     PRIMARY_KEY,
@@ -231,8 +230,6 @@ def definition_names(
     try:
         spelled = canonical_check_shapes(table, dialect)
     except (duckdb.Error, sa.exc.SQLAlchemyError) as exc:  # a type DuckDB can't probe
-        if is_interrupt(exc):  # Ctrl-C on DuckDB 1.4 is a duckdb.Error: the run's
-            raise
         log.warning("CHECK names of %s not recorded: %s", table.name, exc)
         return found
     return found + [(shape, str(_name(c))) for c, shape in spelled if id(c) in checks]

@@ -102,8 +102,8 @@ def _reflected(connection: sa.Connection) -> dict[str, sa.Table]:
     A table SQLAlchemy can't make sense of fails the batch: then each is
     reflected on its own, as without the cache, and fails only where it is
     asked for. An error from the database itself is the run's: DuckDB has
-    aborted the transaction, and Ctrl-C arrives as one ("Query interrupted";
-    swallowed here, it once let an interrupted upgrade go on and commit).
+    aborted the transaction (an interrupt from another thread,
+    ``connection.interrupt()``, arrives as one).
     """
     meta = sa.MetaData()
     try:
