@@ -210,7 +210,7 @@ class HeldRebuilds:
             if (refused and catalog) or (columns_only and self.keep_columns(chosen)):
                 return
             for table in self.order(chosen):
-                with failing_as(self.failure(table)):
+                with failing_as(self.failure(table), self.impl.run.memory_limit):
                     self.write_table(table, midway, judged, refused)
 
     def keep_columns(self, tables: Iterable[str]) -> bool:
@@ -281,7 +281,7 @@ class HeldRebuilds:
     def judge_all(self) -> None:
         """Judge the stages not judged yet, parents first; collect their violations."""
         for table in self.order(set(self.tables)):
-            with failing_as(self.failure(table)):
+            with failing_as(self.failure(table), self.impl.run.memory_limit):
                 self.judge_table(table)
 
     def judge_table(self, table: str) -> None:
